@@ -1,0 +1,36 @@
+# Two commands: `make run` serves the service on embedded defaults, `make test` runs every test.
+# Both create .venv at the repo root and install the pinned dependencies first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 3006
+
+.PHONY: install run test lint bench token
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	@echo "Serving on http://$(HOST):$(PORT)  (token: $(PY) manage.py mint_token --user u1 --role USER)"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatservice.asgi:application
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/rest_bench.py
+
+token: install
+	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ChatServiceConfig(AppConfig):
+    """The project package is also an app so it can carry project-wide management commands."""
+
+    name = "chatservice"
+    verbose_name = "Chat service"
+
+    def ready(self) -> None:
+        from chatservice import schema  # noqa: F401 - registers the OpenAPI auth extensions

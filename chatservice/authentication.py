@@ -1,0 +1,125 @@
+"""Who is calling: JWT verification shared by REST and WebSocket, and staff sessions for the admin UI.
+
+`principal_from_token` is the single place a token is checked; the WebSocket consumer calls it too.
+Neither the token nor its claims are ever logged.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from django.conf import settings
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from conversations.models import Role
+
+# Roles in the Auth Service's tokens that make a caller support staff; everything else is a donor.
+ADMIN_ROLE_CLAIMS = frozenset({"ADMIN", "SUPER_ADMIN"})
+USER_ID_MAX_LENGTH = 128
+# Tolerated clock skew between the Auth Service and this service when checking exp/nbf/iat.
+JWT_LEEWAY_S = 30
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller as the chat sees it."""
+
+    user_id: str
+    role: str
+    via: str = "jwt"
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ({self.role})"
+
+
+class TokenError(Exception):
+    """A token was refused; `code` is stable (REST error code, WebSocket close reason)."""
+
+    def __init__(self, detail: str, code: str = "token_invalid") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+@functools.lru_cache(maxsize=4)
+def _public_key(pem: str) -> Any:
+    return load_pem_public_key(pem.encode())
+
+
+def principal_from_token(token: str) -> Principal:
+    conf = settings.CHAT
+    options = {"require": ["exp"], "verify_aud": conf["JWT_AUDIENCE"] is not None}
+    try:
+        claims = jwt.decode(
+            token,
+            key=_public_key(conf["JWT_PUBLIC_KEY"]),
+            # Only the configured asymmetric algorithms: `none` and HS256-with-the-public-key are refused.
+            algorithms=conf["JWT_ALGORITHMS"],
+            issuer=conf["JWT_ISSUER"],
+            audience=conf["JWT_AUDIENCE"],
+            options=options,
+            leeway=JWT_LEEWAY_S,
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("Token has expired.", "token_expired") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("Token is invalid.") from None
+    user_id = claims.get("sub") or claims.get("userId")
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
+        user_id = str(user_id)
+    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > USER_ID_MAX_LENGTH:
+        raise TokenError("Token has no usable subject (sub or userId).")
+    role = Role.ADMIN if claims.get("role") in ADMIN_ROLE_CLAIMS else Role.USER
+    return Principal(user_id=user_id.strip(), role=role)
+
+
+class JWTAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Principal, None] | None:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None
+        parts = header.split()
+        if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
+            raise exceptions.AuthenticationFailed(
+                "Authorization header must be 'Bearer <token>'.", code="token_invalid"
+            )
+        try:
+            return principal_from_token(parts[1]), None
+        except TokenError as exc:
+            raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from None
+
+    def authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (with WWW-Authenticate) rather than 403 when credentials are missing.
+        return f'{self.keyword} realm="chat"'
+
+
+class StaffSessionAuthentication(authentication.SessionAuthentication):
+    """Staff logged into Django admin act as ADMIN; their chat user id is their username."""
+
+    def authenticate(self, request: Request) -> tuple[Principal, None] | None:
+        result = super().authenticate(request)  # enforces CSRF on unsafe methods
+        if result is None:
+            return None
+        user = result[0]
+        if not (user.is_active and user.is_staff):
+            return None
+        return principal_for_staff(user), None
+
+
+def principal_for_staff(user: Any) -> Principal:
+    return Principal(user_id=user.get_username(), role=Role.ADMIN, via="session")

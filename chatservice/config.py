@@ -1,0 +1,221 @@
+"""Every environment variable the service reads, parsed and validated in one place.
+
+`load_config(environ)` is pure (no Django import, no I/O except reading key files and, in development,
+creating the local key pair), so tests can build a Config for any environment and assert on it.
+A bad or missing value raises `ConfigError` with a one-line explanation; settings.py turns that into
+a refusal to start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+DEFAULT_PORT = 3006
+# PyJWT names of asymmetric algorithms only: a symmetric one would let anyone holding the *public*
+# key mint tokens (algorithm confusion), so it is refused at start-up rather than at verification.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES256K", "ES384", "ES512", "EdDSA"}
+)
+# How long a SQLite writer waits for the lock before failing; longer than any single write we make.
+SQLITE_BUSY_TIMEOUT_S = 20
+LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+class ConfigError(Exception):
+    """A configuration problem; its message is one line an operator can act on."""
+
+
+@dataclass(frozen=True)
+class Config:
+    debug: bool
+    secret_key: str
+    allowed_hosts: list[str]
+    port: int
+    database: dict[str, Any]
+    database_url_scheme: str
+    redis_url: str | None
+    jwt_public_key: str
+    jwt_algorithms: list[str]
+    jwt_issuer: str | None
+    jwt_audience: str | None
+    # Only set when the development key pair is in use; mint_token refuses otherwise.
+    dev_private_key_path: Path | None
+    log_level: str
+    max_message_length: int
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name}={value} is out of range ({minimum}..{maximum})")
+    return value
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def sqlite_database(path: Path | str) -> dict[str, Any]:
+    """SQLite tuned for a chat workload: WAL lets readers run beside the writer, IMMEDIATE transactions
+    take the write lock up front so a busy writer waits (busy timeout) instead of failing on upgrade."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "CONN_MAX_AGE": 0,
+        "OPTIONS": {
+            "timeout": SQLITE_BUSY_TIMEOUT_S,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": None},
+    }
+
+
+def parse_database_url(url: str | None) -> tuple[dict[str, Any], str]:
+    """Return (Django DATABASES['default'], scheme)."""
+    if url is None:
+        return sqlite_database(VAR_DIR / "chat.sqlite3"), "sqlite"
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in {"mongodb", "mongodb+srv"}:
+        raise ConfigError("DATABASE_URL: MongoDB is not supported by this build yet (use sqlite:/// or postgres://)")
+    if scheme == "sqlite":
+        try:
+            parsed = dj_database_url.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+        name = parsed["NAME"]
+        if not name or name == ":memory:":
+            raise ConfigError("DATABASE_URL: sqlite needs a file path, e.g. sqlite:///var/chat.sqlite3")
+        return sqlite_database(name), "sqlite"
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        try:
+            parsed = dj_database_url.parse(url, conn_max_age=0)
+        except ValueError as exc:
+            raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+        if not parsed.get("NAME"):
+            raise ConfigError("DATABASE_URL: postgres URL needs a database name, e.g. postgres://u:p@host/chat")
+        parsed["ENGINE"] = "django.db.backends.postgresql"
+        return parsed, "postgres"
+    shown = scheme or url[:20]
+    raise ConfigError(f"DATABASE_URL scheme {shown!r} is not supported (use sqlite:///PATH or postgres://…)")
+
+
+def _read_public_key(environ: Mapping[str, str]) -> str | None:
+    inline = environ.get("JWT_PUBLIC_KEY", "").strip()
+    path = _optional(environ, "JWT_PUBLIC_KEY_FILE")
+    if inline and path:
+        raise ConfigError("set JWT_PUBLIC_KEY or JWT_PUBLIC_KEY_FILE, not both")
+    if path:
+        try:
+            inline = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"JWT_PUBLIC_KEY_FILE {path!r} cannot be read: {exc.strerror}") from None
+    if not inline:
+        return None
+    # .env files and container platforms often carry the PEM on one line with literal "\n".
+    pem = inline.replace("\\n", "\n").strip()
+    if "-----BEGIN" not in pem or "PRIVATE KEY" in pem:
+        raise ConfigError("JWT public key must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    return pem
+
+
+def _validate_public_key(pem: str) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        load_pem_public_key(pem.encode())
+    except ValueError:
+        raise ConfigError("JWT public key is not a valid PEM public key") from None
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    # Development is the default so `make run` works on a fresh machine; production sets
+    # DJANGO_DEBUG=false and must then supply every secret (checked below).
+    debug = _bool(env, "DJANGO_DEBUG", True)
+
+    secret_key = env.get("DJANGO_SECRET_KEY", "").strip()
+    if not secret_key:
+        if not debug:
+            raise ConfigError("DJANGO_SECRET_KEY is required when DJANGO_DEBUG is off")
+        secret_key = "dev-insecure-secret-key-do-not-use-in-production"  # noqa: S105 - debug only
+
+    hosts = [h.strip() for h in env.get("ALLOWED_HOSTS", "").split(",") if h.strip()]
+    if not hosts:
+        if not debug:
+            raise ConfigError("ALLOWED_HOSTS is required when DJANGO_DEBUG is off (comma-separated host names)")
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+
+    database, scheme = parse_database_url(_optional(env, "DATABASE_URL"))
+
+    redis_url = _optional(env, "REDIS_URL")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+
+    algorithms = [a.strip() for a in env.get("JWT_ALGORITHMS", "RS256").split(",") if a.strip()]
+    bad = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+    if not algorithms or bad:
+        raise ConfigError(
+            f"JWT_ALGORITHMS must list asymmetric algorithms only (e.g. RS256); refused: {', '.join(bad) or '(empty)'}"
+        )
+
+    public_key = _read_public_key(env)
+    dev_private_key_path = None
+    if public_key is None:
+        if not debug:
+            raise ConfigError("JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is required when DJANGO_DEBUG is off")
+        from chatservice.devkeys import ensure_dev_keypair
+
+        dev_private_key_path, public_key = ensure_dev_keypair(VAR_DIR)
+    _validate_public_key(public_key)
+
+    log_level = env.get("LOG_LEVEL", "info").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={log_level.lower()!r} is not one of debug, info, warning, error, critical")
+
+    return Config(
+        debug=debug,
+        secret_key=secret_key,
+        allowed_hosts=hosts,
+        port=_int(env, "PORT", DEFAULT_PORT, minimum=1, maximum=65535),
+        database=database,
+        database_url_scheme=scheme,
+        redis_url=redis_url,
+        jwt_public_key=public_key,
+        jwt_algorithms=algorithms,
+        jwt_issuer=_optional(env, "JWT_ISSUER"),
+        jwt_audience=_optional(env, "JWT_AUDIENCE"),
+        dev_private_key_path=dev_private_key_path,
+        log_level=log_level,
+        max_message_length=_int(env, "CHAT_MAX_MESSAGE_LENGTH", 10_000, minimum=1, maximum=100_000),
+    )

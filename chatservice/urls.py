@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from chatservice.views import health
+from conversations.views import ConversationViewSet
+from messaging.views import MessageViewSet
+
+router = SimpleRouter()
+# The seed's paths have no trailing slash; one is tolerated (clients built on DRF conventions add it).
+router.trailing_slash = "/?"
+router.register("conversations", ConversationViewSet, basename="conversation")
+
+messages = MessageViewSet.as_view({"get": "list", "post": "create"})
+
+urlpatterns = [
+    path("health", health, name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^api/conversations/(?P<conversation_id>[^/]+)/messages/?$", messages, name="conversation-messages"),
+    path("api/", include(router.urls)),
+    path("admin/", admin.site.urls),
+]

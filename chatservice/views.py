@@ -1,0 +1,61 @@
+"""Service-level endpoints: health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+# A dependency slower than this is as good as down for a chat service; keeps probes from piling up.
+HEALTH_CHECK_TIMEOUT_S = 2.0
+
+
+def _database_round_trip() -> None:
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        connection.close()
+
+
+async def _check_database() -> None:
+    await sync_to_async(_database_round_trip, thread_sensitive=False)()
+
+
+async def _check_channel_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("health.")
+    await layer.send(channel, {"type": "health.ping"})
+    message = await layer.receive(channel)
+    if message.get("type") != "health.ping":
+        raise RuntimeError("channel layer returned a different message")
+
+
+CHECKS = {"database": _check_database, "channelLayer": _check_channel_layer}
+
+
+async def health(request: HttpRequest) -> JsonResponse:
+    """200 when every dependency answers a round trip in time; 503 naming those that do not."""
+
+    async def run(name: str, check) -> tuple[str, str]:
+        try:
+            await asyncio.wait_for(check(), HEALTH_CHECK_TIMEOUT_S)
+        except Exception as exc:
+            logger.warning("health check %s failed: %s", name, type(exc).__name__)
+            return name, "timeout" if isinstance(exc, TimeoutError) else "error"
+        return name, "ok"
+
+    results = dict(await asyncio.gather(*(run(name, check) for name, check in CHECKS.items())))
+    failing = [name for name, state in results.items() if state != "ok"]
+    body = {"status": "ok" if not failing else "error", "checks": results}
+    if failing:
+        body["failing"] = failing
+    return JsonResponse(body, status=503 if failing else 200)

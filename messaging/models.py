@@ -1,0 +1,55 @@
+"""Messages. Portable across SQL and django-mongodb-backend (see conversations.models)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from chatservice.ids import ID_MAX_LENGTH, MESSAGE_PREFIX, new_id
+from conversations.models import USER_ID_MAX_LENGTH, Conversation, Role
+
+CLIENT_MESSAGE_ID_MAX_LENGTH = 64
+
+
+class MessageType(models.TextChoices):
+    TEXT = "TEXT"
+    SYSTEM = "SYSTEM"
+    FILE = "FILE"
+
+
+def new_message_id() -> str:
+    return new_id(MESSAGE_PREFIX)
+
+
+class Message(models.Model):
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, db_column="_id", default=new_message_id, editable=False
+    )
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Position in the conversation (1, 2, 3, … in commit order; see Conversation.last_seq). History
+    # pages, cursors, unread counts and readBy all key on it, so no ordering depends on clocks.
+    seq = models.PositiveBigIntegerField(editable=False)
+    sender_id = models.CharField(max_length=USER_ID_MAX_LENGTH)
+    sender_role = models.CharField(max_length=8, choices=Role.choices)
+    content = models.TextField()
+    message_type = models.CharField(max_length=8, choices=MessageType.choices, default=MessageType.TEXT)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Idempotency key chosen by the sending client: a retried send returns the original message.
+    client_message_id = models.CharField(max_length=CLIENT_MESSAGE_ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            # Also the index behind every history page: (conversation, seq) range scans.
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq_uniq"),
+            models.UniqueConstraint(
+                fields=["conversation", "sender_id", "client_message_id"],
+                condition=models.Q(client_message_id__isnull=False),
+                name="message_idempotency_key_uniq",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id

@@ -1,0 +1,56 @@
+"""Reads of message history: keyset pages over the per-conversation sequence.
+
+A cursor is a message id; it is resolved to that message's `seq` and the page is a range scan on the
+(conversation, seq) index, so a page costs the same at message 50 or message 100,000. Because sequence
+numbers become visible strictly in order (see Conversation.last_seq), following `before` cursors from
+the newest page returns every message exactly once even while new messages arrive, and an `after`
+cursor never skips a message that commits late.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatservice.errors import ServiceError
+from conversations.models import Conversation
+from messaging.models import Message
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200  # keeps one page's payload and serialisation well under a few hundred KiB
+
+
+class InvalidCursor(ServiceError):
+    code = "invalid_cursor"
+    default_detail = "The cursor is not a message of this conversation."
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    messages: list[Message]  # chronological
+    has_older: bool
+    has_newer: bool
+
+
+def _cursor_seq(conversation: Conversation, message_id: str) -> int:
+    seq = Message.objects.filter(conversation_id=conversation.pk, pk=message_id).values_list("seq", flat=True).first()
+    if seq is None:
+        raise InvalidCursor()
+    return seq
+
+
+def message_page(
+    *, conversation: Conversation, limit: int = DEFAULT_PAGE_SIZE, before: str | None = None, after: str | None = None
+) -> MessagePage:
+    """Without a cursor: the latest `limit` messages. `before`: the `limit` messages just older than that
+    message. `after`: the `limit` messages just newer than it. Always chronological within the page."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    qs = Message.objects.filter(conversation_id=conversation.pk)
+    if after:
+        rows = list(qs.filter(seq__gt=_cursor_seq(conversation, after)).order_by("seq")[: limit + 1])
+        return MessagePage(rows[:limit], has_older=True, has_newer=len(rows) > limit)
+    if before:
+        qs = qs.filter(seq__lt=_cursor_seq(conversation, before))
+    rows = list(qs.order_by("-seq")[: limit + 1])
+    page = rows[:limit]
+    page.reverse()
+    return MessagePage(page, has_older=len(rows) > limit, has_newer=before is not None)

@@ -1,0 +1,82 @@
+"""Shared fixtures: a test key pair that the service trusts, token minting, API clients per caller."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+from rest_framework.test import APIClient
+
+from chatservice.devkeys import generate_rsa_keypair
+from conversations import services as conversation_services
+from conversations.models import Conversation
+from tests.helpers import USER
+
+
+@pytest.fixture(scope="session")
+def keypair() -> tuple[bytes, bytes]:
+    return generate_rsa_keypair()
+
+
+@pytest.fixture(scope="session")
+def other_keypair() -> tuple[bytes, bytes]:
+    return generate_rsa_keypair()
+
+
+@pytest.fixture(autouse=True)
+def trusted_key(settings, keypair) -> None:
+    settings.CHAT = {**settings.CHAT, "JWT_PUBLIC_KEY": keypair[1].decode(), "JWT_ISSUER": None, "JWT_AUDIENCE": None}
+
+
+@pytest.fixture
+def make_token(keypair) -> Callable[..., str]:
+    def make(
+        sub: str | None = "u1",
+        role: str | None = "USER",
+        *,
+        ttl: int = 3600,
+        key: Any = None,
+        algorithm: str = "RS256",
+        **claims: Any,
+    ) -> str:
+        payload: dict[str, Any] = {"exp": int(time.time()) + ttl, **claims}
+        if sub is not None:
+            payload["sub"] = sub
+        if role is not None:
+            payload["role"] = role
+        return jwt.encode(payload, key if key is not None else keypair[0], algorithm=algorithm)
+
+    return make
+
+
+@pytest.fixture
+def client_for(make_token) -> Callable[..., APIClient]:
+    def make(user_id: str = "u1", role: str = "USER") -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(user_id, role)}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def donor(client_for) -> APIClient:
+    return client_for("u1", "USER")
+
+
+@pytest.fixture
+def stranger(client_for) -> APIClient:
+    return client_for("u2", "USER")
+
+
+@pytest.fixture
+def agent(client_for) -> APIClient:
+    return client_for("agent1", "ADMIN")
+
+
+@pytest.fixture
+def conversation(db) -> Conversation:
+    return conversation_services.conversation_create(creator=USER, subject="Refund", metadata={"campaign": "c1"})

@@ -1,0 +1,104 @@
+"""Real Daphne processes for tests that must cross a real server (and, later, several workers)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from chatservice.config import BASE_DIR
+
+# Start-up of a cold Daphne (Django import + app registry) takes ~1-3 s on the 2-core machines.
+STARTUP_TIMEOUT_S = 30
+DAPHNE = str(Path(sys.executable).with_name("daphne"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(public_pem: str, database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_", "REDIS_"))}
+    env.update(
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY="test-secret",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        JWT_PUBLIC_KEY=public_pem,
+        DATABASE_URL=database_url,
+        LOG_LEVEL="info",
+        **extra,
+    )
+    return env
+
+
+def migrate(env: Mapping[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=BASE_DIR,
+        env=dict(env),
+        check=True,
+        timeout=120,
+    )
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def daphne(env: Mapping[str, str], *, expect_healthy: bool = True) -> Iterator[Server]:
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatservice.asgi:application"],
+        cwd=BASE_DIR,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(process, port, Path(log.name))
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {process.returncode}:\n{server.log()}")
+            try:
+                status = httpx.get(f"{server.url}/health", timeout=5).status_code
+                if status == 200 or not expect_healthy:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daphne did not become ready:\n{server.log()}")
+            time.sleep(0.1)  # bounded start-up poll: there is no event to await from another process
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+        os.unlink(log.name)

@@ -1,0 +1,203 @@
+"""Settings come from the environment, parsed in one place; bad values stop start-up with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import jwt
+import pytest
+
+from chatservice.config import BASE_DIR, ConfigError, load_config
+from chatservice.devkeys import generate_rsa_keypair
+
+PUBLIC_PEM = generate_rsa_keypair()[1].decode()
+PROD = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "s3cret",
+    "ALLOWED_HOSTS": "chat.example.org",
+    "JWT_PUBLIC_KEY": PUBLIC_PEM,
+}
+
+
+def test_production_environment_is_accepted():
+    config = load_config(PROD)
+    assert config.debug is False
+    assert config.allowed_hosts == ["chat.example.org"]
+    assert config.port == 3006
+    assert config.jwt_algorithms == ["RS256"]
+    assert config.dev_private_key_path is None
+    assert config.redis_url is None
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY is required"),
+        ("JWT_PUBLIC_KEY", r"JWT_PUBLIC_KEY \(or JWT_PUBLIC_KEY_FILE\) is required"),
+        ("ALLOWED_HOSTS", "ALLOWED_HOSTS is required"),
+    ],
+)
+def test_production_refuses_to_start_without_a_secret(missing, message):
+    env = {k: v for k, v in PROD.items() if k != missing}
+    with pytest.raises(ConfigError, match=message):
+        load_config(env)
+
+
+def test_public_key_with_escaped_newlines_is_accepted():
+    assert load_config({**PROD, "JWT_PUBLIC_KEY": PUBLIC_PEM.replace("\n", "\\n")}).jwt_public_key == PUBLIC_PEM.strip()
+
+
+def test_public_key_from_file(tmp_path):
+    path = tmp_path / "pub.pem"
+    path.write_text(PUBLIC_PEM)
+    env = {k: v for k, v in PROD.items() if k != "JWT_PUBLIC_KEY"} | {"JWT_PUBLIC_KEY_FILE": str(path)}
+    assert load_config(env).jwt_public_key == PUBLIC_PEM.strip()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(env | {"JWT_PUBLIC_KEY_FILE": str(tmp_path / "missing.pem")})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not a key", "must be a PEM public key"),
+        ("-----BEGIN PUBLIC KEY-----\\ngarbage\\n-----END PUBLIC KEY-----", "not a valid PEM public key"),
+        ("-----BEGIN PRIVATE KEY-----\\nx\\n-----END PRIVATE KEY-----", "must be a PEM public key"),
+    ],
+)
+def test_bad_public_key_is_refused(value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({**PROD, "JWT_PUBLIC_KEY": value})
+
+
+@pytest.mark.parametrize("algorithms", ["HS256", "RS256,HS512", "none", ""])
+def test_only_asymmetric_algorithms_are_allowed(algorithms):
+    with pytest.raises(ConfigError, match="asymmetric"):
+        load_config({**PROD, "JWT_ALGORITHMS": algorithms})
+
+
+def test_several_asymmetric_algorithms():
+    assert load_config({**PROD, "JWT_ALGORITHMS": "RS256, ES256"}).jwt_algorithms == ["RS256", "ES256"]
+
+
+def test_default_database_is_sqlite_in_var_with_wal_and_busy_timeout():
+    config = load_config(PROD)
+    db = config.database
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["NAME"] == str(BASE_DIR / "var" / "chat.sqlite3")
+    assert "journal_mode=WAL" in db["OPTIONS"]["init_command"]
+    assert db["OPTIONS"]["timeout"] >= 5
+    assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_sqlite_url(tmp_path):
+    db = load_config({**PROD, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}).database
+    assert db["NAME"] == f"{tmp_path}/x.db"
+    assert "journal_mode=WAL" in db["OPTIONS"]["init_command"]
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_postgres_url(scheme):
+    db = load_config({**PROD, "DATABASE_URL": f"{scheme}://chat:pw@db.internal:5433/chat"}).database
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "chat",
+        "chat",
+        "pw",
+        "db.internal",
+        5433,
+    )
+    assert db["CONN_MAX_AGE"] == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:p@h/db", "not supported"),
+        ("nonsense", "not supported"),
+        ("postgres://u:p@host", "needs a database name"),
+        ("sqlite://", "needs a file path"),
+        ("mongodb://localhost:27017/chat", "MongoDB is not supported by this build yet"),
+    ],
+)
+def test_bad_database_urls_are_refused(url, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({**PROD, "DATABASE_URL": url})
+
+
+def test_redis_url():
+    assert load_config({**PROD, "REDIS_URL": "redis://localhost:6379/0"}).redis_url == "redis://localhost:6379/0"
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        load_config({**PROD, "REDIS_URL": "http://localhost"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "abc"}, "PORT='abc' is not an integer"),
+        ({"PORT": "70000"}, "out of range"),
+        ({"DJANGO_DEBUG": "maybe"}, "not a boolean"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_scalars_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({**PROD, **env})
+
+
+def test_port_and_log_level():
+    config = load_config({**PROD, "PORT": "8080", "LOG_LEVEL": "debug"})
+    assert (config.port, config.log_level) == (8080, "DEBUG")
+
+
+def test_development_defaults_generate_a_key_pair_once(monkeypatch, tmp_path):
+    monkeypatch.setattr("chatservice.config.VAR_DIR", tmp_path)
+    first = load_config({})
+    assert first.debug is True
+    assert first.dev_private_key_path == tmp_path / "dev_jwt_private.pem"
+    assert first.dev_private_key_path.stat().st_mode & 0o077 == 0  # private key readable by owner only
+    second = load_config({})
+    assert second.jwt_public_key == first.jwt_public_key
+
+
+def test_misconfigured_start_fails_with_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "x", "ALLOWED_HOSTS": "a"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == (
+        "chat-service: configuration error: "
+        "JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is required when DJANGO_DEBUG is off"
+    )
+
+
+def test_mint_token_prints_a_token_the_service_accepts(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mint_token", "--user", "u1", "--role", "USER"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    public_pem = (BASE_DIR / "var" / "dev_jwt_public.pem").read_text()
+    claims = jwt.decode(token, public_pem, algorithms=["RS256"])
+    assert (claims["sub"], claims["role"]) == ("u1", "USER")
+
+
+def test_mint_token_refuses_when_a_real_key_is_configured(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "JWT_PUBLIC_KEY": PUBLIC_PEM, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "mint_token", "--user", "u1"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "only signs with the development key pair" in result.stderr

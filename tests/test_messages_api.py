@@ -1,0 +1,177 @@
+"""Sending messages over REST: the seed's shape, every bad input refused with nothing stored,
+closed conversations, SYSTEM/FILE rules, idempotent retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from conversations.models import Conversation, Participant
+from messaging.models import Message
+from tests.helpers import snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def messages_url(conversation) -> str:
+    return f"/api/conversations/{conversation.pk}/messages"
+
+
+def test_send_returns_the_seed_shape(donor, conversation):
+    response = donor.post(messages_url(conversation), {"content": "Where is my receipt?"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {
+        "messageId",
+        "conversationId",
+        "senderId",
+        "senderRole",
+        "content",
+        "messageType",
+        "readBy",
+        "metadata",
+        "clientMessageId",
+        "createdAt",
+        "updatedAt",
+    }
+    assert body["messageId"].startswith("msg_")
+    assert (body["conversationId"], body["senderId"], body["senderRole"]) == (conversation.pk, "u1", "USER")
+    assert (body["content"], body["messageType"], body["readBy"], body["metadata"]) == (
+        "Where is my receipt?",
+        "TEXT",
+        [],
+        {},
+    )
+    stored = Message.objects.get(pk=body["messageId"])
+    assert stored.seq == 1
+    fresh = Conversation.objects.get(pk=conversation.pk)
+    assert fresh.last_seq == 1 and fresh.updated_at == stored.created_at
+
+
+def test_file_message_with_url_and_name(donor, conversation):
+    metadata = {"url": "https://files.example.org/receipt.pdf", "name": "receipt.pdf", "size": 1234}
+    response = donor.post(
+        messages_url(conversation), {"content": "receipt", "messageType": "FILE", "metadata": metadata}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["metadata"] == metadata
+
+
+def test_control_characters_are_stripped_but_newlines_and_tabs_kept(donor, conversation):
+    response = donor.post(messages_url(conversation), {"content": "a\x00b\x07c\r\n\td\x7f\x85e"}, format="json")
+    assert response.json()["content"] == "abc\n\tde"
+
+
+def test_content_limit_is_configurable(donor, conversation, settings):
+    settings.CHAT = {**settings.CHAT, "MAX_MESSAGE_LENGTH": 5}
+    assert donor.post(messages_url(conversation), {"content": "12345"}, format="json").status_code == 201
+    response = donor.post(messages_url(conversation), {"content": "123456"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "content_too_long")
+
+
+FILE_URL = "https://files.example.org/a.pdf"
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({}, "required"),
+        ({"content": None}, "null"),
+        ({"content": 42}, "not_a_string"),
+        ({"content": ["hi"]}, "not_a_string"),
+        ({"content": ""}, "blank"),
+        ({"content": "  \n\t "}, "blank"),
+        ({"content": "\x00\x01"}, "blank"),
+        ({"content": "x" * 10_001}, "content_too_long"),
+        ({"content": "hi", "messageType": "VIDEO"}, "invalid_choice"),
+        ({"content": "hi", "messageType": "FILE"}, "file_metadata_required"),
+        ({"content": "hi", "messageType": "FILE", "metadata": {"name": "a.pdf"}}, "file_metadata_required"),
+        ({"content": "hi", "messageType": "FILE", "metadata": {"url": FILE_URL}}, "file_metadata_required"),
+        (
+            {"content": "hi", "messageType": "FILE", "metadata": {"url": FILE_URL, "name": " "}},
+            "file_metadata_required",
+        ),
+        (
+            {"content": "hi", "messageType": "FILE", "metadata": {"url": "javascript:alert(1)", "name": "a"}},
+            "file_metadata_required",
+        ),
+        (
+            {"content": "hi", "messageType": "FILE", "metadata": {"url": "ftp://x.org/a", "name": "a"}},
+            "file_metadata_required",
+        ),
+        ({"content": "hi", "metadata": "x"}, "metadata_not_object"),
+        ({"content": "hi", "metadata": [1, 2]}, "metadata_not_object"),
+        ({"content": "hi", "metadata": {"k": "x" * 8192}}, "metadata_too_large"),
+        ({"content": "hi", "clientMessageId": "x" * 65}, "max_length"),
+        ({"content": "hi", "clientMessageId": 5}, "not_a_string"),
+    ],
+)
+def test_bad_message_is_refused_and_nothing_is_stored(donor, conversation, payload, code):
+    before = snapshot(conversation)
+    response = donor.post(messages_url(conversation), payload, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == code
+    assert body["detail"]  # a sentence a person can read
+    assert snapshot(conversation) == before
+
+
+def test_invalid_json_and_wrong_content_type_are_refused(donor, conversation):
+    before = snapshot(conversation)
+    response = donor.post(messages_url(conversation), '{"content": "hi"', content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (400, "parse_error")
+    response = donor.post(messages_url(conversation), "[]", content_type="application/json")
+    assert response.status_code == 400
+    response = donor.post(messages_url(conversation), "content=hi", content_type="text/plain")
+    assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type")
+    assert snapshot(conversation) == before
+
+
+def test_system_message_from_a_user_is_forbidden(donor, conversation):
+    before = snapshot(conversation)
+    response = donor.post(messages_url(conversation), {"content": "I am staff", "messageType": "SYSTEM"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (403, "system_message_forbidden")
+    assert snapshot(conversation) == before
+
+
+def test_admin_may_send_system_messages_and_joins_by_writing(agent, conversation):
+    response = agent.post(messages_url(conversation), {"content": "Note", "messageType": "SYSTEM"}, format="json")
+    assert response.status_code == 201
+    assert Participant.objects.get(conversation=conversation, user_id="agent1").role == "ADMIN"
+
+
+@pytest.mark.parametrize("status", ["CLOSED", "ARCHIVED"])
+def test_sending_to_a_closed_conversation_is_409(donor, agent, conversation, status):
+    agent.put(f"/api/conversations/{conversation.pk}", {"status": status}, format="json")
+    before = snapshot(conversation)
+    for client in (donor, agent):
+        response = client.post(messages_url(conversation), {"content": "hello?"}, format="json")
+        assert response.status_code == 409
+        assert response.json() == {
+            "detail": "The conversation is not active; messages can no longer be sent.",
+            "code": "conversation_closed",
+        }
+    assert snapshot(conversation) == before
+
+
+def test_retried_send_with_client_message_id_returns_the_original(donor, conversation):
+    payload = {"content": "once", "clientMessageId": "c-123"}
+    first = donor.post(messages_url(conversation), payload, format="json")
+    again = donor.post(messages_url(conversation), payload, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["messageId"] == first.json()["messageId"]
+    assert again.json()["clientMessageId"] == "c-123"
+    assert Message.objects.filter(conversation=conversation).count() == 1
+    assert Conversation.objects.get(pk=conversation.pk).last_seq == 1
+
+
+def test_client_message_id_is_scoped_to_the_sender(donor, agent, conversation):
+    donor.post(messages_url(conversation), {"content": "a", "clientMessageId": "same"}, format="json")
+    response = agent.post(messages_url(conversation), {"content": "b", "clientMessageId": "same"}, format="json")
+    assert response.status_code == 201
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def test_unknown_conversation_is_404(donor):
+    response = donor.post("/api/conversations/conv_nope/messages", {"content": "hi"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert Message.objects.count() == 0

@@ -1,0 +1,98 @@
+"""Services and selectors called directly, as every transport calls them."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from chatservice.authentication import Principal
+from chatservice.errors import ConversationClosed, NotFound, PermissionDenied
+from conversations import selectors, services
+from conversations.models import Conversation, Participant
+from messaging.models import Message
+from messaging.selectors import message_page
+from messaging.services import message_send
+from tests.helpers import ADMIN, USER, send
+
+pytestmark = pytest.mark.django_db
+
+
+def test_messages_are_numbered_in_order_and_bump_activity(conversation):
+    first, second = send(conversation, "a"), send(conversation, "b")
+    assert (first.seq, second.seq) == (1, 2)
+    fresh = Conversation.objects.get(pk=conversation.pk)
+    assert (fresh.last_seq, fresh.last_message_at, fresh.updated_at) == (2, second.created_at, second.created_at)
+
+
+def test_sending_advances_the_senders_own_watermark(conversation):
+    message = send(conversation, "mine")
+    participant = Participant.objects.get(conversation=conversation, user_id="u1")
+    assert (participant.last_read_seq, participant.last_read_at) == (message.seq, message.created_at)
+
+
+def test_closed_conversation_refuses_messages_atomically(conversation):
+    services.conversation_update(conversation=conversation, actor=ADMIN, status="CLOSED")
+    stale = Conversation.objects.get(pk=conversation.pk)
+    stale.status = "ACTIVE"  # a caller holding an outdated copy still cannot write
+    with pytest.raises(ConversationClosed):
+        message_send(conversation=stale, sender=USER, content="late")
+    assert list(Message.objects.values_list("message_type", flat=True)) == ["SYSTEM"]
+
+
+def test_system_messages_need_an_admin(conversation):
+    with pytest.raises(PermissionDenied):
+        message_send(conversation=conversation, sender=USER, content="x", message_type="SYSTEM")
+    assert Message.objects.count() == 0
+
+
+def test_idempotency_key_is_unique_in_the_database(conversation):
+    message = send(conversation, "once", client_message_id="k1")
+    again, created = message_send(conversation=conversation, sender=USER, content="twice", client_message_id="k1")
+    assert (again.pk, again.content, created) == (message.pk, "once", False)
+    # The unique index, not only the pre-check, guards concurrent retries.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(
+            conversation=conversation, seq=99, sender_id="u1", sender_role="USER", content="dup", client_message_id="k1"
+        )
+    # Messages without a key never collide.
+    send(conversation, "no key 1")
+    send(conversation, "no key 2")
+
+
+def test_sequence_is_unique_per_conversation(conversation):
+    send(conversation, "a")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(conversation=conversation, seq=1, sender_id="u1", sender_role="USER", content="dup")
+
+
+def test_assign_rejects_non_admin_actor(conversation):
+    with pytest.raises(PermissionDenied):
+        services.conversation_assign(conversation=conversation, actor=USER, admin_id="u1")
+
+
+def test_admin_created_conversation_is_assigned_to_its_creator(db):
+    conversation = services.conversation_create(creator=ADMIN, subject="Outreach")
+    assert list(conversation.participants.values_list("user_id", "role")) == [("agent1", "ADMIN")]
+
+
+def test_selectors_apply_the_access_rule(conversation):
+    other_user = Principal("u9", "USER")
+    assert selectors.conversation_get(viewer=USER, conversation_id=conversation.pk) == conversation
+    assert selectors.conversation_get(viewer=ADMIN, conversation_id=conversation.pk) == conversation
+    with pytest.raises(NotFound):
+        selectors.conversation_get(viewer=other_user, conversation_id=conversation.pk)
+    assert list(selectors.conversation_list(viewer=other_user)) == []
+    assert list(selectors.conversation_list(viewer=USER)) == [conversation]
+
+
+def test_message_page_directions(conversation):
+    messages = [send(conversation, f"m{i}") for i in range(6)]
+    latest = message_page(conversation=conversation, limit=2)
+    assert [m.content for m in latest.messages] == ["m4", "m5"]
+    assert (latest.has_older, latest.has_newer) == (True, False)
+    older = message_page(conversation=conversation, limit=2, before=messages[2].pk)
+    assert [m.content for m in older.messages] == ["m0", "m1"]
+    assert (older.has_older, older.has_newer) == (False, True)
+    newer = message_page(conversation=conversation, limit=3, after=messages[1].pk)
+    assert [m.content for m in newer.messages] == ["m2", "m3", "m4"]
+    assert (newer.has_older, newer.has_newer) == (True, True)
