@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chatservice.middleware.SyncMiddlewareChain",  # last, on purpose: see its docstring
 ]
 
 ROOT_URLCONF = "chatservice.urls"
@@ -93,8 +94,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
-# Served by WhiteNoise straight from the apps in development; `collectstatic` for production images.
-WHITENOISE_USE_FINDERS = DEBUG
+# WhiteNoise serves admin and API-docs assets from the installed apps even without `collectstatic`;
+# production images run collectstatic into STATIC_ROOT for compressed, cacheable copies.
+WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 SESSION_COOKIE_HTTPONLY = True

@@ -30,9 +30,9 @@ class AssignedFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
         if self.value() == "yes":
-            return queryset.filter(participants__role=Role.ADMIN).distinct()
+            return queryset.filter(admin_count__gt=0)
         if self.value() == "no":
-            return queryset.exclude(participants__role=Role.ADMIN)
+            return queryset.filter(admin_count=0)
         if self.value() == "me":
             return queryset.filter(participants__role=Role.ADMIN, participants__user_id=request.user.get_username())
         return queryset

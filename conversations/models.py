@@ -48,6 +48,9 @@ class Conversation(models.Model):
     # always see a gap-free prefix, which is what makes message cursors safe while messages arrive.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     last_message_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Number of ADMIN participants, kept by Participant.objects.ensure(); 0 means the conversation waits
+    # in the unassigned queue. Stored so the queue is an index range, not an anti-join over participants.
+    admin_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # "Last activity": bumped by every message and every change, so inboxes sort by it.
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -56,6 +59,7 @@ class Conversation(models.Model):
         ordering = ["-updated_at", "-id"]
         indexes = [
             models.Index(fields=["status", "-updated_at"], name="conv_status_updated_idx"),
+            models.Index(fields=["status", "admin_count", "-updated_at"], name="conv_queue_idx"),
             models.Index(fields=["-updated_at"], name="conv_updated_idx"),
         ]
 
@@ -70,8 +74,13 @@ class Conversation(models.Model):
 class ParticipantQuerySet(models.QuerySet["Participant"]):
     def ensure(self, *, conversation_id: str, user_id: str, role: str) -> tuple[Participant, bool]:
         """Return (participant, created). Safe under concurrency: the unique (conversation, user) index
-        decides, and the loser reads the winner's row."""
-        return self.get_or_create(conversation_id=conversation_id, user_id=user_id, defaults={"role": role})
+        decides, and the loser reads the winner's row. Call inside a transaction (admin_count)."""
+        participant, created = self.get_or_create(
+            conversation_id=conversation_id, user_id=user_id, defaults={"role": role}
+        )
+        if created and role == Role.ADMIN:
+            Conversation.objects.filter(pk=conversation_id).update(admin_count=models.F("admin_count") + 1)
+        return participant, created
 
     def advance_watermark(self, *, conversation_id: str, user_id: str, seq: int, at: object) -> int:
         """Move a participant's read watermark forward to `seq` (never back). One write, whatever the
@@ -101,7 +110,8 @@ class Participant(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "user_id"], name="participant_conversation_user_uniq"),
         ]
-        indexes = [models.Index(fields=["user_id"], name="participant_user_idx")]
+        # Covers "conversations of this user": the join needs no participant row lookups.
+        indexes = [models.Index(fields=["user_id", "conversation"], name="participant_user_idx")]
 
     def __str__(self) -> str:
         return f"{self.user_id} ({self.role})"

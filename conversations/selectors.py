@@ -24,7 +24,7 @@ def conversation_list(
     elif assigned == "me":
         qs = qs.filter(participants__user_id=viewer.user_id, participants__role=Role.ADMIN)
     elif assigned == "none":
-        qs = qs.exclude(participants__role=Role.ADMIN)
+        qs = qs.filter(admin_count=0)
     if status:
         qs = qs.filter(status=status)
     return _with_participants(qs.order_by("-updated_at", "-id"))

@@ -28,7 +28,12 @@ def conversation_create(
     now = timezone.now()
     with atomic():
         conversation = Conversation.objects.create(
-            created_by=creator.user_id, subject=subject, metadata=metadata or {}, created_at=now, updated_at=now
+            created_by=creator.user_id,
+            subject=subject,
+            metadata=metadata or {},
+            admin_count=1 if creator.is_admin else 0,
+            created_at=now,
+            updated_at=now,
         )
         Participant.objects.create(conversation=conversation, user_id=creator.user_id, role=creator.role, joined_at=now)
     return conversation

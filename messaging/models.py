@@ -40,7 +40,7 @@ class Message(models.Model):
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
-        ordering = ["conversation", "seq"]
+        # No default ordering: every read names its order (seq), so no query sorts or joins by accident.
         constraints = [
             # Also the index behind every history page: (conversation, seq) range scans.
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq_uniq"),

@@ -96,3 +96,18 @@ def test_message_page_directions(conversation):
     newer = message_page(conversation=conversation, limit=3, after=messages[1].pk)
     assert [m.content for m in newer.messages] == ["m2", "m3", "m4"]
     assert (newer.has_older, newer.has_newer) == (True, True)
+
+
+def test_admin_count_follows_admin_participants(conversation):
+    def count() -> int:
+        return Conversation.objects.get(pk=conversation.pk).admin_count
+
+    assert count() == 0
+    services.conversation_assign(conversation=conversation, actor=ADMIN, admin_id="agent1")
+    services.conversation_assign(conversation=conversation, actor=ADMIN, admin_id="agent1")
+    assert count() == 1
+    message_send(conversation=conversation, sender=Principal("agent2", "ADMIN"), content="joining by writing")
+    assert count() == 2
+    message_send(conversation=conversation, sender=USER, content="donors do not count")
+    assert count() == 2
+    assert services.conversation_create(creator=ADMIN).admin_count == 1

@@ -68,3 +68,18 @@ def test_openapi_schema_and_swagger_ui():
     docs = Client().get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
+
+
+def test_models_and_migrations_agree():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_admin_is_branded_for_support_staff(admin_client):
+    assert b"CareForAll support console" in admin_client.get("/admin/").content
