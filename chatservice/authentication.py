@@ -82,7 +82,8 @@ def principal_from_token(token: str) -> Principal:
         user_id = str(user_id)
     if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > USER_ID_MAX_LENGTH:
         raise TokenError("Token has no usable subject (sub or userId).")
-    role = Role.ADMIN if claims.get("role") in ADMIN_ROLE_CLAIMS else Role.USER
+    role_claim = claims.get("role")
+    role = Role.ADMIN if isinstance(role_claim, str) and role_claim in ADMIN_ROLE_CLAIMS else Role.USER
     return Principal(user_id=user_id.strip(), role=role)
 
 

@@ -27,6 +27,17 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 # How long a SQLite writer waits for the lock before failing; longer than any single write we make.
 SQLITE_BUSY_TIMEOUT_S = 20
+# WebSocket frame rate limits (token buckets: tokens per second, bucket size). A person types a few
+# messages a second at most; bursts cover pastes and reconnect flushes. Typing refreshes are cheap
+# but fan out to every socket of the conversation, so they get their own, smaller bucket.
+WS_RATES = {
+    "WS_MESSAGE_RATE": 10,
+    "WS_MESSAGE_BURST": 20,
+    "WS_USER_RATE": 20,
+    "WS_USER_BURST": 40,
+    "WS_TYPING_RATE": 2,
+    "WS_TYPING_BURST": 5,
+}
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -53,6 +64,7 @@ class Config:
     dev_private_key_path: Path | None
     log_level: str
     max_message_length: int
+    ws_rates: dict[str, float]
 
 
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -218,4 +230,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         dev_private_key_path=dev_private_key_path,
         log_level=log_level,
         max_message_length=_int(env, "CHAT_MAX_MESSAGE_LENGTH", 10_000, minimum=1, maximum=100_000),
+        ws_rates={
+            name: _int(env, f"CHAT_{name}", default, minimum=1, maximum=10_000) for name, default in WS_RATES.items()
+        },
     )

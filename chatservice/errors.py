@@ -50,14 +50,14 @@ class ConversationClosed(Conflict):
     default_detail = "The conversation is not active; messages can no longer be sent."
 
 
-def _first_error(detail: Any, path: str = "") -> tuple[str, str]:
+def first_error(detail: Any, path: str = "") -> tuple[str, str]:
     """Return (message, code) of the first leaf in a DRF error structure, prefixed by its field path."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = key if key != "non_field_errors" else ""
-            return _first_error(value, f"{path}.{name}" if path and name else (name or path))
+            return first_error(value, f"{path}.{name}" if path and name else (name or path))
     if isinstance(detail, list) and detail:
-        return _first_error(detail[0], path)
+        return first_error(detail[0], path)
     message = str(detail)
     code = getattr(detail, "code", None) or "invalid"
     return (f"{path}: {message}" if path else message), code
@@ -85,9 +85,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, drf_exceptions.ValidationError):
-        message, code = _first_error(exc.detail)
+        message, code = first_error(exc.detail)
         response.data = error_body(message, code, _codes(exc.detail))
     elif isinstance(exc, drf_exceptions.APIException):
-        message, code = _first_error(exc.detail)
+        message, code = first_error(exc.detail)
         response.data = error_body(message, code)
     return response

@@ -11,6 +11,8 @@ MESSAGE_PREFIX = "msg_"
 PARTICIPANT_PREFIX = "part_"
 # Prefix (5) + 26 ULID characters, with headroom for ids imported from the original service.
 ID_MAX_LENGTH = 40
+# What a conversation or message id may look like in a URL; anything else is a 404 without a query.
+ID_PATTERN = r"[A-Za-z0-9_\-]{1,64}"
 
 
 def new_id(prefix: str) -> str:

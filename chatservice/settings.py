@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from django.core.exceptions import ImproperlyConfigured
-
 from chatservice.config import BASE_DIR, ConfigError, load_config
 
 try:
@@ -13,7 +11,7 @@ try:
 except ConfigError as exc:
     # One line, no traceback: this is an operator's mistake, not a bug.
     sys.stderr.write(f"chat-service: configuration error: {exc}\n")
-    raise ImproperlyConfigured(str(exc)) from None
+    raise SystemExit(2) from None
 
 DEBUG = CONFIG.debug
 SECRET_KEY = CONFIG.secret_key
@@ -34,6 +32,7 @@ INSTALLED_APPS = [
     "chatservice",
     "conversations",
     "messaging",
+    "realtime",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +114,8 @@ CHAT = {
     "JWT_AUDIENCE": CONFIG.jwt_audience,
     "DEV_PRIVATE_KEY_PATH": CONFIG.dev_private_key_path,
     "MAX_MESSAGE_LENGTH": CONFIG.max_message_length,
+    "REDIS_URL": CONFIG.redis_url,
+    **CONFIG.ws_rates,
 }
 
 REST_FRAMEWORK = {
@@ -123,7 +124,7 @@ REST_FRAMEWORK = {
         "chatservice.authentication.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["chatservice.parsers.SafeJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from chatservice.ids import ID_PATTERN
 from chatservice.views import health
 from conversations.views import ConversationViewSet
 from messaging.views import MessageViewSet
@@ -18,7 +19,13 @@ urlpatterns = [
     path("health", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    re_path(r"^api/conversations/(?P<conversation_id>[^/]+)/messages/?$", messages, name="conversation-messages"),
+    re_path(
+        rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/?$", messages, name="conversation-messages"
+    ),
     path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
 ]
+
+# JSON, like every other API error, when DEBUG is off.
+handler404 = "chatservice.views.not_found"
+handler500 = "chatservice.views.server_error"

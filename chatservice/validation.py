@@ -15,13 +15,31 @@ from rest_framework import serializers
 
 # Metadata is a small bag of client data (file descriptors, UI hints), not a storage channel.
 METADATA_MAX_BYTES = 8 * 1024
-# C0 controls except tab and newline, DEL, and C1 controls: invisible, break terminals and log lines.
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Deeper metadata is not a descriptor but a payload, and deep nesting is how parsers are attacked.
+METADATA_MAX_DEPTH = 16
+# C0 controls except tab and newline, DEL, C1 controls (invisible, break terminals and log lines) and
+# lone UTF-16 surrogates, which JSON can carry but no database text column can store.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
     """Normalise newlines and strip control characters (tab and newline survive)."""
     return CONTROL_CHARS.sub("", value.replace("\r\n", "\n"))
+
+
+def _clean_json(value: Any, depth: int = 0) -> Any:
+    """Apply clean_text to every string (keys too) of a JSON value, refusing excessive nesting."""
+    if depth > METADATA_MAX_DEPTH:
+        raise serializers.ValidationError(
+            f"Must not nest deeper than {METADATA_MAX_DEPTH} levels.", code="metadata_too_deep"
+        )
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v, depth + 1) for v in value]
+    return value
 
 
 class StrictCharField(serializers.CharField):
@@ -38,6 +56,7 @@ class StrictCharField(serializers.CharField):
 def validate_metadata(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object.", code="metadata_not_object")
+    value = _clean_json(value)
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > METADATA_MAX_BYTES:
         raise serializers.ValidationError(

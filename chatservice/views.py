@@ -17,13 +17,12 @@ HEALTH_CHECK_TIMEOUT_S = 2.0
 
 
 def _database_round_trip() -> None:
-    connection = connections["default"]
+    from conversations.models import Conversation
+
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        Conversation.objects.exists()  # an ORM read, so the probe works on every backend
     finally:
-        connection.close()
+        connections["default"].close()
 
 
 async def _check_database() -> None:
@@ -37,6 +36,14 @@ async def _check_channel_layer() -> None:
     message = await layer.receive(channel)
     if message.get("type") != "health.ping":
         raise RuntimeError("channel layer returned a different message")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
 
 
 CHECKS = {"database": _check_database, "channelLayer": _check_channel_layer}

@@ -5,14 +5,17 @@ A staff member's chat user id is their username."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from rest_framework import serializers
 
 from chatservice.authentication import principal_for_staff
 from chatservice.errors import ServiceError
+from chatservice.validation import clean_text, validate_metadata
 from conversations import services
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message
@@ -36,6 +39,23 @@ class AssignedFilter(admin.SimpleListFilter):
         if self.value() == "me":
             return queryset.filter(participants__role=Role.ADMIN, participants__user_id=request.user.get_username())
         return queryset
+
+
+class ConversationForm(forms.ModelForm):
+    """The same rules as the API for what staff may edit here."""
+
+    class Meta:
+        model = Conversation
+        fields = ["subject", "metadata"]
+
+    def clean_subject(self) -> str | None:
+        return clean_text(self.cleaned_data.get("subject") or "").strip() or None
+
+    def clean_metadata(self) -> dict:
+        try:
+            return validate_metadata(self.cleaned_data.get("metadata"))
+        except serializers.ValidationError as exc:
+            raise forms.ValidationError(exc.detail[0]) from None
 
 
 class ParticipantInline(admin.TabularInline):
@@ -67,6 +87,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "last_message_at",
         "recent_messages",
     ]
+    form = ConversationForm
     inlines = [ParticipantInline]
     actions = ["assign_to_me", "close", "archive", "reopen"]
     list_per_page = 50

@@ -15,6 +15,8 @@ from chatservice.errors import Conflict, NotFound, PermissionDenied
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType
 from messaging.services import message_append
+from realtime.broadcast import publish_on_commit
+from realtime.events import frame_event, read_receipt_frame
 
 # Statuses a donor may set on their own conversation: they can end it, not reopen or archive it.
 USER_SETTABLE_STATUSES = frozenset({ConversationStatus.CLOSED})
@@ -72,7 +74,6 @@ def conversation_update(
                 message_type=MessageType.SYSTEM,
                 metadata={"event": "status_changed", "status": status},
                 require_active=False,
-                now=now,
             )
     return conversation
 
@@ -102,7 +103,6 @@ def conversation_assign(*, conversation: Conversation, actor: Principal, admin_i
                 message_type=MessageType.SYSTEM,
                 metadata={"event": "assigned", "adminId": admin_id},
                 require_active=False,
-                now=participant.joined_at,
             )
     return participant, created
 
@@ -115,10 +115,19 @@ class ReadState:
     unread_count: int
 
 
+def participant_join(*, conversation: Conversation, principal: Principal) -> tuple[Participant, bool]:
+    """Support staff opening a conversation take part in it from then on (no SYSTEM message: opening
+    a thread is not an announcement). Donors only take part in conversations they created."""
+    if not principal.is_admin:
+        raise PermissionDenied("Only support staff may join conversations.", code="admin_only")
+    with atomic():
+        return Participant.objects.ensure(conversation_id=conversation.pk, user_id=principal.user_id, role=Role.ADMIN)
+
+
 def participant_mark_read(*, conversation: Conversation, reader: Principal, message_id: str | None = None) -> ReadState:
     """Advance the reader's watermark to `message_id` (default: the latest message). One write at most,
-    however many messages it covers; it never moves back. Admins who are not participants have no
-    watermark and get their (empty) state back unchanged."""
+    however many messages it covers; it never moves back. When it moves, the conversation's sockets get
+    a read_receipt. Admins who are not participants have no watermark and get their state unchanged."""
     if message_id:
         seq = (
             Message.objects.filter(conversation_id=conversation.pk, pk=message_id).values_list("seq", flat=True).first()
@@ -127,9 +136,18 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
             raise NotFound("No such message in this conversation.", code="message_not_found")
     else:
         seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
-    Participant.objects.advance_watermark(
-        conversation_id=conversation.pk, user_id=reader.user_id, seq=seq, at=timezone.now()
+    now = timezone.now()
+    moved = Participant.objects.advance_watermark(
+        conversation_id=conversation.pk, user_id=reader.user_id, seq=seq, at=now
     )
+    if moved:
+        receipt_id = (
+            message_id
+            or Message.objects.filter(conversation_id=conversation.pk, seq=seq).values_list("id", flat=True).first()
+        )
+        if receipt_id:
+            receipt = read_receipt_frame(message_id=receipt_id, user_id=reader.user_id, read_at=now)
+            publish_on_commit(conversation.pk, frame_event(receipt))
     participant = Participant.objects.filter(conversation_id=conversation.pk, user_id=reader.user_id).first()
     last_seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
     if participant is None:

@@ -9,7 +9,9 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from chatservice.ids import ID_PATTERN
 from conversations import selectors, services
+from conversations.models import Conversation
 from conversations.serializers import (
     AssignInput,
     ConversationCreateInput,
@@ -44,7 +46,8 @@ def _validated(serializer_class: type, data: object, **context: object) -> dict:
 class ConversationViewSet(viewsets.GenericViewSet):
     serializer_class = ConversationSerializer
     pagination_class = ConversationPagination
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = ID_PATTERN
+    queryset = Conversation.objects.none()  # the browsable API asks for one; reads go through selectors
 
     def get_serializer_context(self) -> dict:
         return {**super().get_serializer_context(), "principal": self.request.user}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError
@@ -11,9 +10,11 @@ from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.db import atomic
-from chatservice.errors import ConversationClosed, PermissionDenied
+from chatservice.errors import Conflict, ConversationClosed, PermissionDenied
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType
+from realtime.broadcast import publish_on_commit
+from realtime.events import message_event
 
 
 def message_append(
@@ -26,7 +27,6 @@ def message_append(
     metadata: dict[str, Any] | None = None,
     client_message_id: str | None = None,
     require_active: bool = True,
-    now: datetime | None = None,
 ) -> Message:
     """Store one message as the next of its conversation. Must run inside a transaction.
 
@@ -34,12 +34,14 @@ def message_append(
     held until commit: concurrent senders to one conversation are numbered strictly in commit order, and
     a message can never land in a conversation that was closed a moment before.
     """
-    now = now or timezone.now()
     rows = Conversation.objects.filter(pk=conversation.pk)
     if require_active:
         rows = rows.filter(status=ConversationStatus.ACTIVE)
-    if not rows.update(last_seq=F("last_seq") + 1, last_message_at=now, updated_at=now):
+    if not rows.update(last_seq=F("last_seq") + 1):
         raise ConversationClosed()
+    # The clock is read only now, under the lock, so createdAt never goes backwards within a conversation.
+    now = timezone.now()
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
     seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
     message = Message.objects.create(
         conversation_id=conversation.pk,
@@ -56,6 +58,7 @@ def message_append(
     # Whoever writes has read everything before: the sender's own message never counts as unread.
     Participant.objects.advance_watermark(conversation_id=conversation.pk, user_id=sender_id, seq=seq, at=now)
     conversation.last_seq, conversation.last_message_at, conversation.updated_at = seq, now, now
+    publish_on_commit(conversation.pk, message_event(message))
     return message
 
 
@@ -84,9 +87,10 @@ def message_send(
     """
     if message_type == MessageType.SYSTEM and not sender.is_admin:
         raise PermissionDenied("Only support staff may send SYSTEM messages.", code="system_message_forbidden")
+    request = (content, message_type, metadata or {})
     existing = _existing_send(conversation=conversation, sender_id=sender.user_id, client_message_id=client_message_id)
     if existing is not None:
-        return existing, False
+        return _same_send(existing, request), False
     try:
         with atomic():
             if sender.is_admin:
@@ -107,5 +111,12 @@ def message_send(
         )
         if existing is None:
             raise
-        return existing, False
+        return _same_send(existing, request), False
     return message, True
+
+
+def _same_send(existing: Message, request: tuple[str, str, dict[str, Any]]) -> Message:
+    """A retry must repeat the original; reusing a key for a different message is a client bug."""
+    if (existing.content, existing.message_type, existing.metadata) != request:
+        raise Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
+    return existing

@@ -8,12 +8,22 @@ from typing import Any
 
 import jwt
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from chatservice.devkeys import generate_rsa_keypair
 from conversations import services as conversation_services
 from conversations.models import Conversation
 from tests.helpers import USER
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory) -> None:
+    """SQLite tests use a file, not Django's in-memory default: the realtime consumers do their
+    database work on pool threads, which must see one database with real (WAL) locking."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
 @pytest.fixture(scope="session")

@@ -88,6 +88,21 @@ def test_editing_subject_goes_through_the_service(staff, conversation):
     assert fresh.subject == "Edited" and fresh.updated_at > before
 
 
+def test_admin_edits_follow_the_api_rules(staff, conversation):
+    form = {
+        "subject": "x",
+        "metadata": "[1, 2]",
+        "participants-TOTAL_FORMS": "0",
+        "participants-INITIAL_FORMS": "0",
+        "participants-MIN_NUM_FORMS": "0",
+        "participants-MAX_NUM_FORMS": "1000",
+    }
+    response = staff.post(f"{CHANGELIST}{conversation.pk}/change/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert b"Must be a JSON object." in response.content
+    assert Conversation.objects.get(pk=conversation.pk).metadata == {"campaign": "c1"}
+
+
 def test_messages_are_read_only_in_admin(staff, conversation):
     message = send(conversation, "hello")
     assert staff.get("/admin/messaging/message/").status_code == 200

@@ -165,11 +165,11 @@ def test_misconfigured_start_fails_with_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
     )
-    assert result.returncode != 0
-    assert result.stderr.splitlines()[0] == (
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
         "chat-service: configuration error: "
         "JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is required when DJANGO_DEBUG is off"
-    )
+    ]
 
 
 def test_mint_token_prints_a_token_the_service_accepts(tmp_path):

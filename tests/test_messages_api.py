@@ -3,6 +3,8 @@ closed conversations, SYSTEM/FILE rules, idempotent retries."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conversations.models import Conversation, Participant
@@ -164,6 +166,14 @@ def test_retried_send_with_client_message_id_returns_the_original(donor, convers
     assert Conversation.objects.get(pk=conversation.pk).last_seq == 1
 
 
+def test_client_message_id_reused_for_another_message_is_409(donor, conversation):
+    donor.post(messages_url(conversation), {"content": "first", "clientMessageId": "k"}, format="json")
+    before = snapshot(conversation)
+    response = donor.post(messages_url(conversation), {"content": "second", "clientMessageId": "k"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (409, "idempotency_key_reused")
+    assert snapshot(conversation) == before
+
+
 def test_client_message_id_is_scoped_to_the_sender(donor, agent, conversation):
     donor.post(messages_url(conversation), {"content": "a", "clientMessageId": "same"}, format="json")
     response = agent.post(messages_url(conversation), {"content": "b", "clientMessageId": "same"}, format="json")
@@ -175,3 +185,31 @@ def test_unknown_conversation_is_404(donor):
     response = donor.post("/api/conversations/conv_nope/messages", {"content": "hi"}, format="json")
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     assert Message.objects.count() == 0
+
+
+def test_text_that_no_database_can_store_is_cleaned(donor, conversation):
+    payload = {"content": "ok\ud800", "metadata": {"k\u0000": "v\u0000\ud800", "nested": [{"x": "\u0007y"}]}}
+    # json.dumps escapes the lone surrogate (\\ud800) as a client would send it.
+    response = donor.post(messages_url(conversation), json.dumps(payload), content_type="application/json")
+    assert response.status_code == 201
+    assert (response.json()["content"], response.json()["metadata"]) == ("ok", {"k": "v", "nested": [{"x": "y"}]})
+
+
+def test_deeply_nested_input_is_refused(donor, conversation):
+    before = snapshot(conversation)
+    body = '{"content": "x", "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = donor.post(messages_url(conversation), body, content_type="application/json")
+    assert (response.status_code, response.json()["code"]) == (400, "parse_error")
+    nested: dict = {}
+    for _ in range(20):
+        nested = {"n": nested}
+    response = donor.post(messages_url(conversation), {"content": "x", "metadata": nested}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "metadata_too_deep")
+    assert snapshot(conversation) == before
+
+
+def test_ids_that_cannot_exist_are_404_json(donor):
+    for path in ("/api/conversations/a%00b", "/api/conversations/a%00b/messages", "/api/nothing"):
+        response = donor.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"detail": "Not found.", "code": "not_found"}

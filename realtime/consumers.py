@@ -1,0 +1,455 @@
+"""The conversation WebSocket: `WS /ws/conversations/<conversationId>?token=<jwt>[&lastMessageId=<id>]`.
+
+The consumer parses and authorizes frames, then calls the same services as REST. Delivery rules:
+
+* A message is announced only after it is stored (services publish on commit), and `message_sent`
+  means "persisted".
+* Every stored message has a per-conversation sequence number, visible strictly in order. Each socket
+  remembers the highest number it has delivered without a hole (`delivered`): a live event at or below
+  it is a duplicate and dropped; one beyond `delivered + 1` reveals a gap (a lost or reordered event),
+  which is filled from the database before the event is delivered. A sweep per process does the same
+  for sockets whose last event never came (see `GapSweeper`). So the channel layer may drop, reorder or
+  lose events during a Redis restart, and each socket still sees every message once, in order.
+* Resume: `lastMessageId` replays everything after it from the database before live traffic. The
+  socket joins the group *before* reading, so nothing committed meanwhile falls between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from rest_framework import serializers
+
+from chatservice.authentication import Principal, principal_for_staff
+from chatservice.errors import ServiceError, first_error
+from conversations import services as conversation_services
+from conversations.models import Conversation, Participant
+from conversations.serializers import ReadInput
+from messaging import services as message_services
+from messaging.models import Message
+from messaging.serializers import MessageInput
+from realtime import events
+from realtime.broadcast import conversation_group, publish
+from realtime.presence import PRESENCE_REFRESH_S, get_presence
+from realtime.ratelimit import TokenBucket
+
+logger = logging.getLogger(__name__)
+
+# Close codes: the HTTP status a REST client would get, in the 4000 range WebSocket leaves to apps.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+# Frames above this are not parsed: a chat frame with 10,000 characters of content is ~40 KiB at most.
+MAX_FRAME_BYTES = 64 * 1024
+# Replay and gap fills read this many messages per query: bounded memory however long the gap.
+REPLAY_BATCH = 200
+# A typist who stops refreshing is shown as stopped after this long (clients refresh every few seconds).
+TYPING_TIMEOUT_S = 10.0
+# How often each process checks its sockets against the database for messages whose event never came.
+GAP_SWEEP_INTERVAL_S = 10.0
+
+
+def db(fn: Any) -> Any:
+    """Run ORM code in the thread pool: not on asgiref's single shared thread (thread_sensitive=False),
+    so one slow query does not queue every other socket's database work behind it."""
+    return database_sync_to_async(fn, thread_sensitive=False)
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _validation_error(exc: serializers.ValidationError) -> FrameError:
+    message, code = first_error(exc.detail)  # the same wording and code as the REST answer
+    return FrameError(code, message)
+
+
+# ---- database steps of a connection (sync; run through db()) -------------------------------------
+
+
+def _authorize(principal: Principal, conversation_id: str) -> tuple[int | None, bool]:
+    """Return (close code or None, admin_joined)."""
+    conversation = Conversation.objects.filter(pk=conversation_id).first()
+    if conversation is None:
+        return CLOSE_NOT_FOUND, False
+    is_participant = Participant.objects.filter(conversation_id=conversation_id, user_id=principal.user_id).exists()
+    if is_participant:
+        return None, False
+    if not principal.is_admin:
+        return CLOSE_FORBIDDEN, False
+    _, joined = conversation_services.participant_join(conversation=conversation, principal=principal)
+    return None, joined
+
+
+def _cursor(conversation_id: str, last_message_id: str | None) -> tuple[int, int | None]:
+    """Return (the conversation's last_seq now, the seq of last_message_id or None if unknown)."""
+    last_seq = Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+    if not last_message_id:
+        return last_seq, None
+    seq = (
+        Message.objects.filter(conversation_id=conversation_id, pk=last_message_id)
+        .values_list("seq", flat=True)
+        .first()
+    )
+    return last_seq, seq
+
+
+def _messages_between(conversation_id: str, after: int, upto: int) -> list[events.MessageEvent]:
+    rows = Message.objects.filter(conversation_id=conversation_id, seq__gt=after, seq__lte=upto).order_by("seq")
+    return [events.message_event(message) for message in rows[:REPLAY_BATCH]]
+
+
+def _last_seqs(conversation_ids: list[str]) -> dict[str, int]:
+    return dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "last_seq"))
+
+
+# ---- per-process registry and sweeper --------------------------------------------------------------
+
+
+class GapSweeper:
+    """Once per GAP_SWEEP_INTERVAL_S and process: one query for the last_seq of every conversation with
+    an open socket here; a socket that is behind gets a `chat.catchup` on its own channel (handled in
+    order with its other events). Also refreshes presence for every open socket."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, weakref.WeakSet[ConversationConsumer]] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.last_presence_refresh = 0.0
+
+    def add(self, consumer: ConversationConsumer) -> None:
+        self.sockets.setdefault(consumer.conversation_id, weakref.WeakSet()).add(consumer)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.run())
+
+    def remove(self, consumer: ConversationConsumer) -> None:
+        members = self.sockets.get(consumer.conversation_id)
+        if members is not None:
+            members.discard(consumer)
+            if not members:
+                del self.sockets[consumer.conversation_id]
+
+    async def run(self) -> None:
+        while self.sockets:
+            await asyncio.sleep(GAP_SWEEP_INTERVAL_S)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("gap sweep failed; retrying next interval")
+
+    async def sweep(self) -> None:
+        conversation_ids = list(self.sockets)
+        layer = get_channel_layer()
+        for start in range(0, len(conversation_ids), 500):
+            last_seqs = await db(_last_seqs)(conversation_ids[start : start + 500])
+            for conversation_id, last_seq in last_seqs.items():
+                for consumer in list(self.sockets.get(conversation_id, ())):
+                    if consumer.delivered < last_seq:
+                        await layer.send(consumer.channel_name, {"type": "chat.catchup", "upto": last_seq})
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self.last_presence_refresh >= PRESENCE_REFRESH_S:
+            self.last_presence_refresh = loop_time
+            presence = get_presence()
+            for members in list(self.sockets.values()):
+                for consumer in list(members):
+                    await presence.refresh(consumer.conversation_id, consumer.principal.user_id, consumer.channel_name)
+                    await layer.group_add(conversation_group(consumer.conversation_id), consumer.channel_name)
+
+
+_sweepers: dict[int, GapSweeper] = {}
+
+
+def sweeper() -> GapSweeper:
+    loop = id(asyncio.get_running_loop())
+    if loop not in _sweepers:
+        _sweepers[loop] = GapSweeper()
+    return _sweepers[loop]
+
+
+# Per-user buckets are shared by all of a user's sockets in this process.
+_user_buckets: dict[str, tuple[TokenBucket, int]] = {}
+
+
+def _acquire_user_bucket(user_id: str) -> TokenBucket:
+    conf = settings.CHAT
+    bucket, users = _user_buckets.get(user_id, (None, 0))
+    if bucket is None:
+        bucket = TokenBucket(rate=conf["WS_USER_RATE"], burst=conf["WS_USER_BURST"])
+    _user_buckets[user_id] = (bucket, users + 1)
+    return bucket
+
+
+def _release_user_bucket(user_id: str) -> None:
+    bucket, users = _user_buckets.get(user_id, (None, 0))
+    if bucket is None:
+        return
+    if users <= 1:
+        del _user_buckets[user_id]
+    else:
+        _user_buckets[user_id] = (bucket, users - 1)
+
+
+# ---- the consumer ----------------------------------------------------------------------------------
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    conversation_id: str
+    principal: Principal
+    delivered: int = 0
+
+    async def connect(self) -> None:
+        self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        self.joined = False
+        self.typing = False
+        self.typing_timer: asyncio.TimerHandle | None = None
+        principal = await self._principal()
+        if principal is None:
+            return await self._refuse(CLOSE_UNAUTHENTICATED)
+        self.principal = principal
+        refusal, admin_joined = await db(_authorize)(principal, self.conversation_id)
+        if refusal is not None:
+            return await self._refuse(refusal)
+
+        conf = settings.CHAT
+        self.bucket = TokenBucket(rate=conf["WS_MESSAGE_RATE"], burst=conf["WS_MESSAGE_BURST"])
+        self.typing_bucket = TokenBucket(rate=conf["WS_TYPING_RATE"], burst=conf["WS_TYPING_BURST"])
+        self.user_bucket = _acquire_user_bucket(principal.user_id)
+        self.acked: set[int] = set()
+        await self.accept()
+        # Join before reading the sequence: anything committed from here on arrives as an event.
+        await self.channel_layer.group_add(conversation_group(self.conversation_id), self.channel_name)
+        self.joined = True
+        sweeper().add(self)
+        last_seq, cursor = await db(_cursor)(self.conversation_id, self._query_param("lastMessageId"))
+        if self._query_param("lastMessageId") and cursor is None:
+            await self._send_frame(
+                events.error_frame("invalid_cursor", "lastMessageId is not a message of this conversation.")
+            )
+        if cursor is None:
+            self.delivered = last_seq
+        else:
+            self.delivered = cursor
+            await self._deliver_upto(last_seq)
+
+        first_socket = await get_presence().join(self.conversation_id, principal.user_id, self.channel_name)
+        if first_socket or admin_joined:
+            await publish(
+                self.conversation_id,
+                events.frame_event(
+                    events.presence_frame(principal.user_id, principal.role, joined=True),
+                    skip_user_id=principal.user_id,
+                ),
+            )
+
+    async def disconnect(self, code: int) -> None:
+        if not getattr(self, "joined", False):
+            return
+        self.joined = False
+        sweeper().remove(self)
+        _release_user_bucket(self.principal.user_id)
+        await self.channel_layer.group_discard(conversation_group(self.conversation_id), self.channel_name)
+        if self.typing:
+            await self._set_typing(False)
+        if await get_presence().leave(self.conversation_id, self.principal.user_id, self.channel_name):
+            await publish(
+                self.conversation_id,
+                events.frame_event(
+                    events.presence_frame(self.principal.user_id, self.principal.role, joined=False),
+                    skip_user_id=self.principal.user_id,
+                ),
+            )
+
+    # -- inbound frames
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await self._handle(text_data, bytes_data)
+        except FrameError as exc:
+            await self._send_frame(events.error_frame(exc.code, exc.message))
+        except ServiceError as exc:
+            await self._send_frame(events.error_frame(exc.code, exc.detail))
+
+    async def _handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
+        if text_data is None:
+            raise FrameError("invalid_frame", "Frames must be JSON text.")
+        if len(text_data) > MAX_FRAME_BYTES or len(text_data.encode()) > MAX_FRAME_BYTES:
+            raise FrameError("frame_too_large", f"Frames must be at most {MAX_FRAME_BYTES} bytes.")
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            raise FrameError("invalid_json", "Frame is not valid JSON.") from None
+        if not isinstance(frame, dict):
+            raise FrameError("invalid_frame", "Frame must be a JSON object.")
+        handler = {
+            "message": self._on_message,
+            "typing": self._on_typing,
+            "read": self._on_read,
+            "ping": self._on_ping,
+        }.get(frame.get("type"))
+        if handler is None:
+            raise FrameError("unknown_type", "type must be one of message, typing, read, ping.")
+        await handler(frame)
+
+    def _spend(self, bucket: TokenBucket) -> None:
+        if not bucket.take():
+            raise FrameError("rate_limited", f"Too many frames; retry in {bucket.retry_after():.1f} s.")
+
+    async def _on_message(self, frame: dict[str, Any]) -> None:
+        self._spend(self.bucket)
+        self._spend(self.user_bucket)
+        data = MessageInput(data={k: v for k, v in frame.items() if k != "type"})
+        try:
+            data.is_valid(raise_exception=True)
+        except serializers.ValidationError as exc:
+            raise _validation_error(exc) from None
+        conversation = Conversation(pk=self.conversation_id)
+        message, _ = await db(message_services.message_send)(
+            conversation=conversation,
+            sender=self.principal,
+            content=data.validated_data["content"],
+            message_type=data.validated_data["messageType"],
+            metadata=data.validated_data["metadata"],
+            client_message_id=data.validated_data.get("clientMessageId"),
+        )
+        if message.seq > self.delivered:
+            self.acked.add(message.seq)
+        await self._send_frame(events.message_frame(events.message_payload(message), own_send=True))
+        if self.typing:
+            await self._set_typing(False)
+
+    async def _on_typing(self, frame: dict[str, Any]) -> None:
+        is_typing = frame.get("isTyping")
+        if not isinstance(is_typing, bool):
+            raise FrameError("invalid", "isTyping must be true or false.")
+        self._spend(self.typing_bucket)
+        if is_typing:
+            if self.typing_timer is not None:
+                self.typing_timer.cancel()
+            loop = asyncio.get_running_loop()
+            self.typing_timer = loop.call_later(TYPING_TIMEOUT_S, lambda: loop.create_task(self._typing_expired()))
+        await self._set_typing(is_typing)
+
+    async def _typing_expired(self) -> None:
+        if self.joined and self.typing:
+            await self._set_typing(False)
+
+    async def _set_typing(self, typing: bool) -> None:
+        if not typing and self.typing_timer is not None:
+            self.typing_timer.cancel()
+            self.typing_timer = None
+        if typing == self.typing:
+            return  # a refresh: nothing new to tell the others
+        self.typing = typing
+        await publish(
+            self.conversation_id,
+            events.frame_event(
+                events.typing_frame(self.principal.user_id, typing), skip_user_id=self.principal.user_id
+            ),
+        )
+
+    async def _on_read(self, frame: dict[str, Any]) -> None:
+        self._spend(self.bucket)
+        data = ReadInput(data={k: v for k, v in frame.items() if k != "type"})
+        try:
+            data.is_valid(raise_exception=True)
+        except serializers.ValidationError as exc:
+            raise _validation_error(exc) from None
+        await db(conversation_services.participant_mark_read)(
+            conversation=Conversation(pk=self.conversation_id),
+            reader=self.principal,
+            message_id=data.validated_data.get("messageId"),
+        )
+
+    async def _on_ping(self, frame: dict[str, Any]) -> None:
+        await self._send_frame(events.PONG)
+
+    # -- events from the channel layer
+
+    async def chat_message(self, event: events.MessageEvent) -> None:
+        seq = event["seq"]
+        if seq <= self.delivered:
+            return
+        if seq > self.delivered + 1:
+            await self._deliver_upto(seq - 1)
+        if seq == self.delivered + 1 and self._advance(seq):
+            await self._send_frame(events.message_frame(event["payload"], own_send=False))
+
+    async def chat_frame(self, event: events.FrameEvent) -> None:
+        if event.get("skipUserId") and event["skipUserId"] == self.principal.user_id:
+            return
+        await self._send_frame(event["frame"])
+
+    async def chat_catchup(self, event: dict[str, Any]) -> None:
+        await self._deliver_upto(event["upto"])
+
+    # -- helpers
+
+    def _advance(self, seq: int) -> bool:
+        """Count `seq` as delivered; False when this socket already acknowledged it as its own send."""
+        self.delivered = seq
+        if seq in self.acked:
+            self.acked.discard(seq)
+            return False
+        return True
+
+    async def _deliver_upto(self, upto: int) -> None:
+        """Send every stored message after `delivered` up to `upto`, in order, from the database."""
+        while self.delivered < upto:
+            batch = await db(_messages_between)(self.conversation_id, self.delivered, upto)
+            if not batch:
+                # Numbers below last_seq always exist (they commit in order); nothing means a rollback.
+                self.delivered = upto
+                break
+            for event in batch:
+                if event["seq"] <= self.delivered:
+                    continue
+                if self._advance(event["seq"]):
+                    await self._send_frame(events.message_frame(event["payload"], own_send=False))
+
+    async def _send_frame(self, frame: Any) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    def _query_param(self, name: str) -> str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(name)
+        return values[-1] if values else None
+
+    async def _principal(self) -> Principal | None:
+        principal = self.scope.get("principal")
+        if principal is not None:
+            return principal
+        if self.scope.get("auth_error"):
+            return None
+        user = self.scope.get("user")
+        if user is None:
+            return None
+        if not (user.is_authenticated and user.is_active and user.is_staff):
+            return None
+        if not self._same_origin():
+            return None  # a session cookie alone must not let another site open a socket (CSWSH)
+        return principal_for_staff(user)
+
+    def _same_origin(self) -> bool:
+        origin = dict(self.scope.get("headers", [])).get(b"origin")
+        if not origin:
+            return False
+        host = origin.decode("latin-1").split("://", 1)[-1]
+        domain, _ = split_domain_port(host)
+        return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+
+    async def _refuse(self, code: int) -> None:
+        # Accept then close: a close code reaches browsers only after the handshake succeeded.
+        await self.accept()
+        await self.close(code=code)

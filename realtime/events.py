@@ -1,0 +1,166 @@
+"""Every real-time payload, built in one place.
+
+Two kinds: *frames* are the JSON objects a client receives (the seed's WebSocket protocol, camelCase);
+*layer events* travel between processes through the channel layer and are turned into frames by each
+receiving consumer. Messages travel as their frame payload plus `seq`, so a receiver can order them,
+drop duplicates and notice gaps without asking the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, NotRequired, TypedDict
+
+from rest_framework.fields import DateTimeField
+
+from messaging.models import Message, MessageType
+
+_timestamp = DateTimeField()
+
+
+def iso(moment: datetime) -> str:
+    """The same timestamp format as the REST API."""
+    return _timestamp.to_representation(moment)
+
+
+class MessagePayload(TypedDict):
+    messageId: str
+    conversationId: str
+    senderId: str
+    senderRole: str
+    content: str
+    messageType: str
+    metadata: dict[str, Any]
+    clientMessageId: str | None
+    createdAt: str
+
+
+class MessageFrame(MessagePayload):
+    type: Literal["message_sent", "message_received"]
+
+
+class SystemFrame(TypedDict):
+    type: Literal["system"]
+    message: str
+    timestamp: str
+    messageId: str
+    conversationId: str
+    senderId: str
+    senderRole: str
+    metadata: dict[str, Any]
+
+
+class TypingFrame(TypedDict):
+    type: Literal["typing_start", "typing_stop"]
+    userId: str
+
+
+class ReadReceiptFrame(TypedDict):
+    type: Literal["read_receipt"]
+    messageId: str
+    userId: str
+    readAt: str
+
+
+class PresenceFrame(TypedDict):
+    type: Literal["user_joined", "user_left"]
+    userId: str
+    role: NotRequired[str]
+
+
+class ErrorFrame(TypedDict):
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+class PongFrame(TypedDict):
+    type: Literal["pong"]
+
+
+Frame = MessageFrame | SystemFrame | TypingFrame | ReadReceiptFrame | PresenceFrame | ErrorFrame | PongFrame
+
+
+def message_payload(message: Message) -> MessagePayload:
+    return {
+        "messageId": message.id,
+        "conversationId": message.conversation_id,
+        "senderId": message.sender_id,
+        "senderRole": message.sender_role,
+        "content": message.content,
+        "messageType": message.message_type,
+        "metadata": message.metadata,
+        "clientMessageId": message.client_message_id,
+        "createdAt": iso(message.created_at),
+    }
+
+
+def message_frame(payload: MessagePayload, *, own_send: bool) -> MessageFrame | SystemFrame:
+    """The frame a socket gets for a stored message: the sender's socket gets `message_sent` (the
+    acknowledgement), everyone else `message_received`, or `system` for SYSTEM messages."""
+    if own_send:
+        return {"type": "message_sent", **payload}
+    if payload["messageType"] == MessageType.SYSTEM:
+        return {
+            "type": "system",
+            "message": payload["content"],
+            "timestamp": payload["createdAt"],
+            "messageId": payload["messageId"],
+            "conversationId": payload["conversationId"],
+            "senderId": payload["senderId"],
+            "senderRole": payload["senderRole"],
+            "metadata": payload["metadata"],
+        }
+    return {"type": "message_received", **payload}
+
+
+def typing_frame(user_id: str, typing: bool) -> TypingFrame:
+    return {"type": "typing_start" if typing else "typing_stop", "userId": user_id}
+
+
+def read_receipt_frame(*, message_id: str, user_id: str, read_at: datetime) -> ReadReceiptFrame:
+    return {"type": "read_receipt", "messageId": message_id, "userId": user_id, "readAt": iso(read_at)}
+
+
+def presence_frame(user_id: str, role: str, joined: bool) -> PresenceFrame:
+    return {"type": "user_joined" if joined else "user_left", "userId": user_id, "role": role}
+
+
+def error_frame(code: str, message: str) -> ErrorFrame:
+    return {"type": "error", "code": code, "message": message}
+
+
+PONG: PongFrame = {"type": "pong"}
+
+
+# ---- layer events (between processes) ------------------------------------------------------------
+
+
+class MessageEvent(TypedDict):
+    type: Literal["chat.message"]
+    seq: int
+    payload: MessagePayload
+
+
+class FrameEvent(TypedDict):
+    """A ready frame for every socket of the conversation except those of `skipUserId`'s own tabs
+    when set (typing is not echoed to the typist)."""
+
+    type: Literal["chat.frame"]
+    frame: dict[str, Any]
+    skipUserId: str | None
+
+
+class ConversationEvent(TypedDict):
+    """The conversation's status changed; sockets re-check whether writing is still allowed."""
+
+    type: Literal["chat.status"]
+    status: str
+
+
+def message_event(message: Message) -> MessageEvent:
+    return {"type": "chat.message", "seq": message.seq, "payload": message_payload(message)}
+
+
+def frame_event(frame: Frame, *, skip_user_id: str | None = None) -> FrameEvent:
+    return {"type": "chat.frame", "frame": dict(frame), "skipUserId": skip_user_id}
