@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 3006
 
+# Heartbeats: Daphne pings a socket idle for 20 s and drops it when no pong comes within 30 s, so
+# half-open sockets go within a minute. No 24 h cut (-1): groups and presence are refreshed while a
+# socket lives (realtime.presence), and clients resume after any reconnect anyway.
+DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
+
 .PHONY: install run test lint bench token
 
 install: $(STAMP)
@@ -20,7 +25,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(PY) manage.py migrate --noinput
 	@echo "Serving on http://$(HOST):$(PORT)  (token: $(PY) manage.py mint_token --user u1 --role USER)"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatservice.asgi:application
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) chatservice.asgi:application
 
 test: install
 	$(VENV)/bin/ruff check .

@@ -38,6 +38,11 @@ WS_RATES = {
     "WS_TYPING_RATE": 2,
     "WS_TYPING_BURST": 5,
 }
+# How WebSocket events cross workers when REDIS_URL is set; "pubsub" was measured faster (README).
+CHANNEL_LAYERS = frozenset({"pubsub", "core"})
+# Threads for the WebSocket consumers' database work per worker (0: asgiref's one shared thread), and
+# how often each worker checks its sockets for messages whose event was lost (seconds).
+WS_TUNING = {"WS_DB_THREADS": 8, "WS_GAP_SWEEP_S": 10}
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -56,6 +61,7 @@ class Config:
     database: dict[str, Any]
     database_url_scheme: str
     redis_url: str | None
+    channel_layer: str
     jwt_public_key: str
     jwt_algorithms: list[str]
     jwt_issuer: str | None
@@ -65,6 +71,7 @@ class Config:
     log_level: str
     max_message_length: int
     ws_rates: dict[str, float]
+    ws_tuning: dict[str, int]
 
 
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -193,6 +200,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     redis_url = _optional(env, "REDIS_URL")
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    channel_layer = env.get("CHAT_CHANNEL_LAYER", "pubsub").strip().lower()
+    if channel_layer not in CHANNEL_LAYERS:
+        raise ConfigError(f"CHAT_CHANNEL_LAYER={channel_layer!r} is not one of {', '.join(sorted(CHANNEL_LAYERS))}")
 
     algorithms = [a.strip() for a in env.get("JWT_ALGORITHMS", "RS256").split(",") if a.strip()]
     bad = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
@@ -223,6 +233,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         database=database,
         database_url_scheme=scheme,
         redis_url=redis_url,
+        channel_layer=channel_layer,
         jwt_public_key=public_key,
         jwt_algorithms=algorithms,
         jwt_issuer=_optional(env, "JWT_ISSUER"),
@@ -230,6 +241,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         dev_private_key_path=dev_private_key_path,
         log_level=log_level,
         max_message_length=_int(env, "CHAT_MAX_MESSAGE_LENGTH", 10_000, minimum=1, maximum=100_000),
+        ws_tuning={
+            name: _int(env, f"CHAT_{name}", default, minimum=0 if name == "WS_DB_THREADS" else 1, maximum=256)
+            for name, default in WS_TUNING.items()
+        },
         ws_rates={
             name: _int(env, f"CHAT_{name}", default, minimum=1, maximum=10_000) for name, default in WS_RATES.items()
         },

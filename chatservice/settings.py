@@ -69,11 +69,30 @@ TEMPLATES = [
 DATABASES = {"default": CONFIG.database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-if CONFIG.redis_url:
+if CONFIG.redis_url and CONFIG.channel_layer == "pubsub":
+    # One PUBLISH per event, fanned out inside each subscribed worker. Events published while a
+    # worker's Redis connection is down are lost; sockets recover them from the database (gap sweep).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [CONFIG.redis_url]},
+        }
+    }
+elif CONFIG.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [CONFIG.redis_url]},
+            "CONFIG": {
+                "hosts": [CONFIG.redis_url],
+                # A socket that falls this far behind is not reading; drops are counted and the socket
+                # refills from the database, so a large buffer would only hold stale events in Redis.
+                "capacity": 1000,
+                # An event older than this is stale: the gap sweep (10 s) will have delivered it.
+                "expiry": 30,
+                # Live sockets re-join every 30 s (realtime.presence), so members of a killed worker
+                # leave groups within 5 minutes instead of the default day.
+                "group_expiry": 300,
+            },
         }
     }
 else:
@@ -115,6 +134,7 @@ CHAT = {
     "DEV_PRIVATE_KEY_PATH": CONFIG.dev_private_key_path,
     "MAX_MESSAGE_LENGTH": CONFIG.max_message_length,
     "REDIS_URL": CONFIG.redis_url,
+    **CONFIG.ws_tuning,
     **CONFIG.ws_rates,
 }
 

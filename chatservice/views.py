@@ -29,9 +29,17 @@ async def _check_database() -> None:
     await sync_to_async(_database_round_trip, thread_sensitive=False)()
 
 
+# One probe channel per worker and event loop: the pub/sub layer subscribes to every new channel and
+# unsubscribes only when a receive is cancelled, so a new channel per probe would leak subscriptions.
+_probe_channels: dict[int, str] = {}
+
+
 async def _check_channel_layer() -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel("health.")
+    loop = id(asyncio.get_running_loop())
+    if loop not in _probe_channels:
+        _probe_channels[loop] = await layer.new_channel("health.")
+    channel = _probe_channels[loop]
     await layer.send(channel, {"type": "health.ping"})
     message = await layer.receive(channel)
     if message.get("type") != "health.ping":

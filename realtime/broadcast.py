@@ -24,25 +24,29 @@ def conversation_group(conversation_id: str) -> str:
     return f"conv.{conversation_id}"
 
 
-def _publish(conversation_id: str, event: Mapping[str, Any]) -> None:
+# After a Redis restart the first command on a pooled connection fails on the dead socket; one retry
+# on a fresh connection keeps live delivery live instead of leaving it to the gap sweep.
+PUBLISH_ATTEMPTS = 2
+
+
+async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
+    """Publish now, from async code. Never raises: see the module docstring."""
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(conversation_group(conversation_id), dict(event))
-    except Exception as exc:  # the write already succeeded; receivers recover it from the database
-        logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            await layer.group_send(conversation_group(conversation_id), dict(event))
+            return
+        except Exception as exc:  # the write already succeeded; receivers recover it from the database
+            if attempt == PUBLISH_ATTEMPTS:
+                logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
+
+
+def _publish(conversation_id: str, event: Mapping[str, Any]) -> None:
+    async_to_sync(publish)(conversation_id, event)
 
 
 def publish_on_commit(conversation_id: str, event: Mapping[str, Any]) -> None:
     """Publish `event` to the conversation when the current transaction commits (at once outside one)."""
     transaction.on_commit(partial(_publish, conversation_id, event))
-
-
-async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
-    """Publish an ephemeral event (typing, presence) from async code; nothing to wait for."""
-    layer = get_channel_layer()
-    try:
-        await layer.group_send(conversation_group(conversation_id), dict(event))
-    except Exception as exc:
-        logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)

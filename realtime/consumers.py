@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -56,14 +57,21 @@ MAX_FRAME_BYTES = 64 * 1024
 REPLAY_BATCH = 200
 # A typist who stops refreshing is shown as stopped after this long (clients refresh every few seconds).
 TYPING_TIMEOUT_S = 10.0
-# How often each process checks its sockets against the database for messages whose event never came.
-GAP_SWEEP_INTERVAL_S = 10.0
+_db_executor: ThreadPoolExecutor | None = None
 
 
 def db(fn: Any) -> Any:
-    """Run ORM code in the thread pool: not on asgiref's single shared thread (thread_sensitive=False),
-    so one slow query does not queue every other socket's database work behind it."""
-    return database_sync_to_async(fn, thread_sensitive=False)
+    """Run ORM code on this worker's pool of CHAT_WS_DB_THREADS threads rather than asgiref's single
+    shared thread (thread_sensitive=True), so one socket's slow query does not queue every other
+    socket's database work behind it (measured in bench/ws_bench.py). Each pool thread holds at most
+    one database connection, closed after each call (CONN_MAX_AGE=0)."""
+    global _db_executor
+    threads = settings.CHAT["WS_DB_THREADS"]
+    if threads == 0:
+        return database_sync_to_async(fn)
+    if _db_executor is None:
+        _db_executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ws-db")
+    return database_sync_to_async(fn, thread_sensitive=False, executor=_db_executor)
 
 
 class FrameError(Exception):
@@ -121,7 +129,7 @@ def _last_seqs(conversation_ids: list[str]) -> dict[str, int]:
 
 
 class GapSweeper:
-    """Once per GAP_SWEEP_INTERVAL_S and process: one query for the last_seq of every conversation with
+    """Once per CHAT_WS_GAP_SWEEP_S and process: one query for the last_seq of every conversation with
     an open socket here; a socket that is behind gets a `chat.catchup` on its own channel (handled in
     order with its other events). Also refreshes presence for every open socket."""
 
@@ -144,11 +152,11 @@ class GapSweeper:
 
     async def run(self) -> None:
         while self.sockets:
-            await asyncio.sleep(GAP_SWEEP_INTERVAL_S)
+            await asyncio.sleep(settings.CHAT["WS_GAP_SWEEP_S"])
             try:
                 await self.sweep()
-            except Exception:
-                logger.exception("gap sweep failed; retrying next interval")
+            except Exception as exc:  # Redis or the database away: the next sweep catches up
+                logger.warning("gap sweep failed (%s); retrying in the next interval", type(exc).__name__)
 
     async def sweep(self) -> None:
         conversation_ids = list(self.sockets)
@@ -228,12 +236,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.typing_bucket = TokenBucket(rate=conf["WS_TYPING_RATE"], burst=conf["WS_TYPING_BURST"])
         self.user_bucket = _acquire_user_bucket(principal.user_id)
         self.acked: set[int] = set()
-        await self.accept()
-        # Join before reading the sequence: anything committed from here on arrives as an event.
+        # Join before reading the sequence: anything committed from here on arrives as an event. The
+        # handshake completes only then, so "open" means "live from here" for the client.
         await self.channel_layer.group_add(conversation_group(self.conversation_id), self.channel_name)
         self.joined = True
         sweeper().add(self)
         last_seq, cursor = await db(_cursor)(self.conversation_id, self._query_param("lastMessageId"))
+        await self.accept()
         if self._query_param("lastMessageId") and cursor is None:
             await self._send_frame(
                 events.error_frame("invalid_cursor", "lastMessageId is not a message of this conversation.")

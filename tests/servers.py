@@ -102,3 +102,52 @@ def daphne(env: Mapping[str, str], *, expect_healthy: bool = True) -> Iterator[S
             process.wait(timeout=10)
         log.close()
         os.unlink(log.name)
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+@dataclass
+class Redis:
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (or restart, on the same port) an empty, non-persistent redis-server."""
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)  # bounded start-up poll
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def redis_server() -> Iterator[Redis]:
+    redis = Redis(free_port())
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()

@@ -1,0 +1,232 @@
+"""Two real Daphne workers sharing a real redis-server (started here) and one database: cross-worker
+delivery, REST to WebSocket, resume while the other worker keeps sending, a Redis restart and a killed
+worker in the middle of a conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from chatservice.devkeys import generate_rsa_keypair
+from tests.servers import Server, daphne, migrate, redis_server, server_env
+
+pytestmark = pytest.mark.asyncio
+
+# Long enough for a loaded 2-core machine; a passing test never waits this long for one frame.
+FRAME_TIMEOUT_S = 15
+# The workers look for messages whose event was lost every second here (10 s in production).
+SWEEP_S = "1"
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[bytes, bytes]:
+    return generate_rsa_keypair()
+
+
+@pytest.fixture(scope="module")
+def cluster(keys, tmp_path_factory):
+    """(redis, worker A, worker B, env)."""
+    with ExitStack() as stack:
+        redis = stack.enter_context(redis_server())
+        path = tmp_path_factory.mktemp("db") / "chat.sqlite3"
+        env = server_env(
+            keys[1].decode(),
+            f"sqlite:///{path}",
+            REDIS_URL=redis.url,
+            CHAT_WS_GAP_SWEEP_S=SWEEP_S,
+            # These tests send faster than a person; the limiter has its own tests.
+            CHAT_WS_MESSAGE_RATE="1000",
+            CHAT_WS_MESSAGE_BURST="1000",
+            CHAT_WS_USER_RATE="1000",
+            CHAT_WS_USER_BURST="1000",
+        )
+        migrate(env)
+        worker_a = stack.enter_context(daphne(env))
+        worker_b = stack.enter_context(daphne(env))
+        yield redis, worker_a, worker_b, env
+
+
+def token(keys, sub: str, role: str = "USER") -> str:
+    return jwt.encode({"sub": sub, "role": role, "exp": int(time.time()) + 900}, keys[0], algorithm="RS256")
+
+
+def rest(keys, server: Server, method: str, path: str, sub: str, role: str = "USER", **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token(keys, sub, role)}"}
+    return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+class Client:
+    """A WebSocket client that keeps every frame it did not ask for, in order."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.pending: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(frame))
+
+    async def next(self, accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first frame, received earlier or now, that `accept` wants; the others stay pending."""
+        for index, frame in enumerate(self.pending):
+            if accept(frame):
+                return self.pending.pop(index)
+        deadline = time.monotonic() + FRAME_TIMEOUT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=max(remaining, 0.01)))
+            if accept(frame):
+                return frame
+            self.pending.append(frame)
+
+    async def message(self, frame_type: str = "message_received") -> dict[str, Any]:
+        return await self.next(lambda f: f["type"] == frame_type)
+
+    async def messages(self, count: int) -> list[str]:
+        return [(await self.message())["content"] for _ in range(count)]
+
+
+async def open_client(keys, server: Server, conversation: str, sub: str, role: str = "USER", query: str = "") -> Client:
+    url = f"ws://127.0.0.1:{server.port}/ws/conversations/{conversation}?token={token(keys, sub, role)}"
+    ws = await connect(url + (f"&{query}" if query else ""), open_timeout=FRAME_TIMEOUT_S)
+    client = Client(ws)
+    await client.send({"type": "ping"})  # once answered, the socket is live
+    await client.message("pong")
+    return client
+
+
+def new_conversation(keys, server: Server, donor: str) -> str:
+    response = rest(keys, server, "POST", "/api/conversations", donor, json={"subject": "multi-worker"})
+    assert response.status_code == 201
+    return response.json()["conversationId"]
+
+
+async def test_messages_cross_workers_both_ways(cluster, keys):
+    _, worker_a, worker_b, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-x")
+    donor = await open_client(keys, worker_a, conversation, "donor-x")
+    agent = await open_client(keys, worker_b, conversation, "agent-x", "ADMIN")
+    donor_tab = await open_client(keys, worker_b, conversation, "donor-x")
+
+    await donor.send({"type": "message", "content": "from A"})
+    assert (await donor.message("message_sent"))["content"] == "from A"
+    assert (await agent.message())["content"] == "from A"
+    assert (await donor_tab.message())["content"] == "from A"
+    await agent.send({"type": "message", "content": "from B"})
+    assert (await donor.message())["content"] == "from B"
+    assert (await donor_tab.message())["content"] == "from B"
+
+    await agent.send({"type": "typing", "isTyping": True})
+    assert await donor.next(lambda f: f["type"].startswith("typing")) == {"type": "typing_start", "userId": "agent-x"}
+    for client in (donor, agent, donor_tab):
+        await client.ws.close()
+
+
+async def test_rest_writes_on_one_worker_reach_sockets_on_the_other(cluster, keys):
+    _, worker_a, worker_b, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-r")
+    donor = await open_client(keys, worker_b, conversation, "donor-r")
+    posted = rest(
+        keys,
+        worker_a,
+        "POST",
+        f"/api/conversations/{conversation}/messages",
+        "agent-r",
+        "ADMIN",
+        json={"content": "via REST"},
+    )
+    assert posted.status_code == 201
+    received = await donor.message()
+    assert (received["messageId"], received["content"]) == (posted.json()["messageId"], "via REST")
+    rest(keys, worker_a, "PUT", f"/api/conversations/{conversation}", "agent-r", "ADMIN", json={"status": "CLOSED"})
+    closed = await donor.message("system")
+    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED"}
+    await donor.ws.close()
+
+
+async def test_resume_after_a_killed_socket_while_the_other_worker_keeps_sending(cluster, keys):
+    _, worker_a, worker_b, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-k")
+    donor = await open_client(keys, worker_a, conversation, "donor-k")
+    agent = await open_client(keys, worker_b, conversation, "agent-k", "ADMIN")
+    sent: list[str] = []
+
+    async def agent_sends(count: int) -> None:
+        for _ in range(count):
+            content = f"m{len(sent)}"
+            await agent.send({"type": "message", "content": content})
+            await agent.message("message_sent")
+            sent.append(content)
+
+    await agent_sends(5)
+    received = await donor.messages(5)
+    # Kill the donor's socket without a close frame, as a dropped network does.
+    donor.ws.transport.abort()
+    sending = asyncio.create_task(agent_sends(30))
+    await asyncio.sleep(0)  # let the agent start while the donor is away
+    history = rest(keys, worker_a, "GET", f"/api/conversations/{conversation}/messages", "donor-k").json()["results"]
+    last_id = next(m["messageId"] for m in history if m["content"] == received[-1])
+    donor = await open_client(keys, worker_b, conversation, "donor-k", query=f"lastMessageId={last_id}")
+    await sending
+    received += await donor.messages(len(sent) - len(received))
+    assert received == sent  # every message once, in order, across the drop and both workers
+    await donor.send({"type": "ping"})
+    assert (await donor.next(lambda f: f["type"] in {"pong", "message_received"}))["type"] == "pong"
+    await donor.ws.close()
+    await agent.ws.close()
+
+
+async def test_redis_restart_mid_conversation(cluster, keys):
+    redis, worker_a, worker_b, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-redis")
+    donor = await open_client(keys, worker_a, conversation, "donor-redis")
+    agent = await open_client(keys, worker_b, conversation, "agent-redis", "ADMIN")
+    await agent.send({"type": "message", "content": "before"})
+    await agent.message("message_sent")
+    assert await donor.messages(1) == ["before"]
+
+    redis.stop()
+    # Written while Redis is down: stored and acknowledged; the event is lost.
+    await agent.send({"type": "message", "content": "during the outage"})
+    assert (await agent.message("message_sent"))["content"] == "during the outage"
+    redis.start()
+
+    # The lost event is recovered from the database, then live traffic flows both ways again.
+    assert await donor.messages(1) == ["during the outage"]
+    await agent.send({"type": "message", "content": "after"})
+    assert await donor.messages(1) == ["after"]
+    await donor.send({"type": "message", "content": "reply"})
+    assert await agent.messages(1) == ["reply"]
+    for client in (donor, agent):
+        await client.ws.close()
+    assert (await asyncio.to_thread(httpx.get, f"{worker_a.url}/health")).status_code == 200
+
+
+async def test_killed_worker_loses_no_acknowledged_message(cluster, keys):
+    _, worker_a, _, env = cluster
+    with daphne(env) as worker_c:
+        conversation = new_conversation(keys, worker_a, "donor-w")
+        donor = await open_client(keys, worker_a, conversation, "donor-w")
+        agent = await open_client(keys, worker_c, conversation, "agent-w", "ADMIN")
+        await agent.send({"type": "message", "content": "hello"})
+        last_id = (await agent.message("message_sent"))["messageId"]
+        assert await donor.messages(1) == ["hello"]
+        worker_c.process.send_signal(signal.SIGKILL)
+        worker_c.process.wait(timeout=10)
+        acked = []
+        for i in range(10):  # the donor goes on writing while the agent's worker is gone
+            await donor.send({"type": "message", "content": f"while down {i}"})
+            acked.append((await donor.message("message_sent"))["content"])
+        agent = await open_client(keys, worker_a, conversation, "agent-w", "ADMIN", query=f"lastMessageId={last_id}")
+        assert await agent.messages(10) == acked
+        await donor.ws.close()
+        await agent.ws.close()
