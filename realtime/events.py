@@ -151,13 +151,6 @@ class FrameEvent(TypedDict):
     skipUserId: str | None
 
 
-class ConversationEvent(TypedDict):
-    """The conversation's status changed; sockets re-check whether writing is still allowed."""
-
-    type: Literal["chat.status"]
-    status: str
-
-
 def message_event(message: Message) -> MessageEvent:
     return {"type": "chat.message", "seq": message.seq, "payload": message_payload(message)}
 

@@ -67,11 +67,11 @@ class Server:
 
 
 @contextmanager
-def daphne(env: Mapping[str, str], *, expect_healthy: bool = True) -> Iterator[Server]:
+def daphne(env: Mapping[str, str], *, expect_healthy: bool = True, flags: tuple[str, ...] = ()) -> Iterator[Server]:
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatservice.asgi:application"],
+        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), *flags, "chatservice.asgi:application"],
         cwd=BASE_DIR,
         env=dict(env),
         stdout=log,

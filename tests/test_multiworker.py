@@ -230,3 +230,54 @@ async def test_killed_worker_loses_no_acknowledged_message(cluster, keys):
         assert await agent.messages(10) == acked
         await donor.ws.close()
         await agent.ws.close()
+
+
+async def test_half_open_socket_is_dropped_and_its_user_leaves(cluster, keys):
+    """A client that vanishes without closing (no FIN, no pong) is dropped by Daphne's heartbeat, and
+    its presence ends: the others get user_left."""
+    _, worker_a, _, env = cluster
+    with daphne(env, flags=("--ping-interval", "1", "--ping-timeout", "1")) as worker_h:
+        conversation = new_conversation(keys, worker_a, "donor-h")
+        donor = await open_client(keys, worker_a, conversation, "donor-h")
+        reader, writer = await asyncio.open_connection("127.0.0.1", worker_h.port)
+        path = f"/ws/conversations/{conversation}?token={token(keys, 'agent-h', 'ADMIN')}"
+        writer.write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), FRAME_TIMEOUT_S)).startswith(b"HTTP/1.1 101")
+        assert await donor.next(lambda f: f["type"] == "user_joined") == {
+            "type": "user_joined",
+            "userId": "agent-h",
+            "role": "ADMIN",
+        }
+        # From here the "client" never reads or answers a ping again.
+        assert await donor.next(lambda f: f["type"] == "user_left") == {
+            "type": "user_left",
+            "userId": "agent-h",
+            "role": "ADMIN",
+        }
+        writer.close()
+        await donor.ws.close()
+
+
+async def test_presence_of_a_dead_worker_expires(cluster):
+    """Sockets of a killed worker never leave; their presence entries expire instead."""
+    import redis.asyncio as aioredis
+
+    from realtime.presence import RedisPresence
+
+    redis, *_ = cluster
+    presence = RedisPresence(redis.url)
+    client = aioredis.Redis.from_url(redis.url)
+    assert await presence.join("conv_p", "u1", "sock-1") is True
+    assert await presence.join("conv_p", "u1", "sock-2") is False
+    assert await presence.leave("conv_p", "u1", "sock-1") is False
+    # sock-2 belonged to a worker that was killed: its refreshes stopped, its entry is past its expiry.
+    await client.zadd("chat:presence:conv_p:u1", {"sock-2": time.time() - 1})
+    assert await presence.join("conv_p", "u1", "sock-3") is True  # a fresh first socket: user_joined again
+    assert await presence.leave("conv_p", "u1", "sock-3") is True
+    await client.aclose()
