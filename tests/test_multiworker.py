@@ -16,6 +16,7 @@ import httpx
 import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from chatservice.devkeys import generate_rsa_keypair
 from tests.servers import Server, daphne, migrate, redis_server, server_env
@@ -281,3 +282,20 @@ async def test_presence_of_a_dead_worker_expires(cluster):
     assert await presence.join("conv_p", "u1", "sock-3") is True  # a fresh first socket: user_joined again
     assert await presence.leave("conv_p", "u1", "sock-3") is True
     await client.aclose()
+
+
+async def test_tokens_never_reach_the_logs(cluster, keys):
+    _, worker_a, _, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-log")
+    secret = token(keys, "donor-log")
+    ws = await connect(f"ws://127.0.0.1:{worker_a.port}/ws/conversations/{conversation}?token={secret}")
+    await ws.send(json.dumps({"type": "ping"}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S)) == {"type": "pong"}
+    await ws.close()
+    refused = await connect(f"ws://127.0.0.1:{worker_a.port}/ws/conversations/conv_nope?token={secret}")
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(refused.recv(), FRAME_TIMEOUT_S)
+    assert closed.value.rcvd.code == 4404
+    log = worker_a.log()
+    assert f"/ws/conversations/{conversation}" in log  # the access log is there…
+    assert secret not in log  # …without the token

@@ -430,3 +430,21 @@ async def test_sweep_delivers_a_lost_last_event(conversation, make_token):
     await consumers.sweeper().sweep()
     assert (await donor.expect("message_received"))["content"] == "nobody rang the bell"
     await donor.close()
+
+
+async def test_binary_frames_are_refused(conversation, make_token):
+    donor = await connect(conversation.pk, make_token("u1"))
+    await donor.communicator.send_to(bytes_data=b'{"type": "ping"}')
+    assert (await donor.expect("error"))["code"] == "invalid_frame"
+    await donor.assert_alive_and_quiet()
+    await donor.close()
+
+
+async def test_client_message_id_reused_for_another_message(conversation, make_token):
+    donor = await connect(conversation.pk, make_token("u1"))
+    await donor.send({"type": "message", "content": "first", "clientMessageId": "k"})
+    await donor.expect("message_sent")
+    await donor.send({"type": "message", "content": "second", "clientMessageId": "k"})
+    assert (await donor.expect("error"))["code"] == "idempotency_key_reused"
+    assert await count_messages(conversation) == 1
+    await donor.close()
