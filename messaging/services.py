@@ -1,20 +1,144 @@
-"""Writes of messages. Every message, whatever the transport, is stored by `message_append`."""
+"""Writes of messages. Every message, whatever the transport, is stored by `_append`.
+
+Messages are stored in batches (one transaction, one UPDATE per conversation, one bulk INSERT): the
+WebSocket workers collect the frames that arrive while the previous batch is being written and store
+them together (group commit), so the per-message cost falls as load rises. A single REST send is a
+batch of one; every rule below applies per message either way.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.db import atomic
-from chatservice.errors import Conflict, ConversationClosed, PermissionDenied
+from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, ServiceError
 from conversations.models import Conversation, ConversationStatus, Participant, Role
-from messaging.models import Message, MessageType
+from messaging.models import Message, MessageType, new_message_id
 from realtime.broadcast import publish_on_commit
-from realtime.events import message_event
+from realtime.events import MessagesEvent, message_item, messages_event
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message to store, as a transport validated it."""
+
+    conversation_id: str
+    sender_id: str
+    sender_role: str
+    content: str
+    message_type: str = MessageType.TEXT
+    metadata: dict[str, Any] = field(default_factory=dict)
+    client_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    conversation_id: str
+    sender: Principal
+    content: str
+    message_type: str = MessageType.TEXT
+    metadata: dict[str, Any] = field(default_factory=dict)
+    client_message_id: str | None = None
+
+    def outgoing(self) -> Outgoing:
+        return Outgoing(
+            self.conversation_id,
+            self.sender.user_id,
+            self.sender.role,
+            self.content,
+            self.message_type,
+            self.metadata,
+            self.client_message_id,
+        )
+
+
+@dataclass(frozen=True)
+class Sent:
+    message: Message
+    created: bool  # False: a retry, answered with the message stored the first time
+
+
+Publication = tuple[str, MessagesEvent]  # (conversation id, event) to publish once committed
+
+
+def _append(
+    items: Sequence[Outgoing], *, require_active: bool = True
+) -> tuple[list[Message | ServiceError], list[Publication]]:
+    """Store `items` as the next messages of their conversations, in order. Must run in a transaction;
+    returns the results and the events that announce them, for the caller to publish after commit.
+
+    Per conversation, one conditional UPDATE checks the status, reserves the next sequence numbers and
+    takes the row's write lock until commit: concurrent writers to one conversation are numbered
+    strictly in commit order (readers always see a gap-free prefix), and nothing lands in a conversation
+    closed a moment before. The time written is never earlier than the conversation's last message, so
+    createdAt follows the sequence even when clocks of two workers disagree.
+    """
+    results: list[Message | ServiceError] = [ConversationClosed()] * len(items)
+    by_conversation: dict[str, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        by_conversation[item.conversation_id].append(index)
+    now = timezone.now()
+    # One UPDATE per distinct batch size (usually one or two), not one per conversation.
+    by_size: dict[int, list[str]] = defaultdict(list)
+    for conversation_id, indexes in by_conversation.items():
+        by_size[len(indexes)].append(conversation_id)
+    for size, conversation_ids in by_size.items():
+        rows = Conversation.objects.filter(pk__in=conversation_ids)
+        if require_active:
+            rows = rows.filter(status=ConversationStatus.ACTIVE)
+        rows.update(
+            last_seq=F("last_seq") + size,
+            last_message_at=Greatest(Coalesce(F("last_message_at"), Value(now)), Value(now)),
+            updated_at=now,
+        )
+    state = Conversation.objects.filter(pk__in=list(by_conversation)).values_list(
+        "id", "status", "last_seq", "last_message_at"
+    )
+    messages: list[Message] = []
+    watermarks: dict[tuple[str, str], tuple[int, Any]] = {}
+    for conversation_id, status, last_seq, at in state:
+        if require_active and status != ConversationStatus.ACTIVE:
+            continue  # not advanced (if it was reopened just now, the unique seq index refuses the batch)
+        indexes = by_conversation[conversation_id]
+        for seq, index in enumerate(indexes, start=last_seq - len(indexes) + 1):
+            item = items[index]
+            message = Message(
+                id=new_message_id(),
+                conversation_id=conversation_id,
+                seq=seq,
+                sender_id=item.sender_id,
+                sender_role=item.sender_role,
+                content=item.content,
+                message_type=item.message_type,
+                metadata=item.metadata or {},
+                client_message_id=item.client_message_id,
+                created_at=at,
+                updated_at=at,
+            )
+            messages.append(message)
+            results[index] = message
+            # Whoever writes has read everything before: their own message never counts as unread.
+            watermarks[conversation_id, item.sender_id] = (seq, at)
+    if not messages:
+        return results, []
+    Message.objects.bulk_create(messages)
+    Participant.objects.advance_watermarks(watermarks)
+    stored: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        stored[message.conversation_id].append(message)
+    events = [
+        (c, messages_event([message_item(m) for m in sorted(ms, key=lambda m: m.seq)])) for c, ms in stored.items()
+    ]
+    return results, events
 
 
 def message_append(
@@ -25,49 +149,119 @@ def message_append(
     content: str,
     message_type: str = MessageType.TEXT,
     metadata: dict[str, Any] | None = None,
-    client_message_id: str | None = None,
     require_active: bool = True,
 ) -> Message:
-    """Store one message as the next of its conversation. Must run inside a transaction.
+    """Store one message (services recording SYSTEM messages use this). Must run in a transaction."""
+    item = Outgoing(conversation.pk, sender_id, sender_role, content, message_type, metadata or {})
+    (result,), events = _append([item], require_active=require_active)
+    if isinstance(result, ServiceError):
+        raise result
+    publish_on_commit(events)
+    conversation.last_seq, conversation.last_message_at = result.seq, result.created_at
+    return result
 
-    The conditional UPDATE both checks the status and takes the conversation row's write lock, which is
-    held until commit: concurrent senders to one conversation are numbered strictly in commit order, and
-    a message can never land in a conversation that was closed a moment before.
-    """
-    rows = Conversation.objects.filter(pk=conversation.pk)
-    if require_active:
-        rows = rows.filter(status=ConversationStatus.ACTIVE)
-    if not rows.update(last_seq=F("last_seq") + 1):
-        raise ConversationClosed()
-    # The clock is read only now, under the lock, so createdAt never goes backwards within a conversation.
-    now = timezone.now()
-    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
-    seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
-    message = Message.objects.create(
-        conversation_id=conversation.pk,
-        seq=seq,
-        sender_id=sender_id,
-        sender_role=sender_role,
-        content=content,
-        message_type=message_type,
-        metadata=metadata or {},
-        client_message_id=client_message_id,
-        created_at=now,
-        updated_at=now,
+
+def _same_send(existing: Message, request: SendRequest) -> Sent:
+    """A retry must repeat the original; reusing a key for a different message is a client bug."""
+    if (existing.content, existing.message_type, existing.metadata) != (
+        request.content,
+        request.message_type,
+        request.metadata or {},
+    ):
+        raise Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
+    return Sent(existing, created=False)
+
+
+def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str], Message]:
+    keyed = [r for r in requests if r.client_message_id]
+    if not keyed:
+        return {}
+    # Every column of the (partial) idempotency index is constrained, so this is an index lookup,
+    # not a scan of the conversations' history; exact triples are matched below.
+    rows = Message.objects.filter(
+        conversation_id__in={r.conversation_id for r in keyed},
+        sender_id__in={r.sender.user_id for r in keyed},
+        client_message_id__in={r.client_message_id for r in keyed},
+        client_message_id__isnull=False,
     )
-    # Whoever writes has read everything before: the sender's own message never counts as unread.
-    Participant.objects.advance_watermark(conversation_id=conversation.pk, user_id=sender_id, seq=seq, at=now)
-    conversation.last_seq, conversation.last_message_at, conversation.updated_at = seq, now, now
-    publish_on_commit(conversation.pk, message_event(message))
-    return message
+    return {(m.conversation_id, m.sender_id, m.client_message_id): m for m in rows}
 
 
-def _existing_send(*, conversation: Conversation, sender_id: str, client_message_id: str | None) -> Message | None:
-    if not client_message_id:
-        return None
-    return Message.objects.filter(
-        conversation_id=conversation.pk, sender_id=sender_id, client_message_id=client_message_id
-    ).first()
+def messages_store(
+    requests: Sequence[SendRequest], *, on_stored: Callable[[int, Message], None] | None = None
+) -> tuple[list[Sent | ServiceError], list[Publication]]:
+    """Store messages in one transaction; each result is what `message_send` would return or raise for
+    that request. Returns the events to publish once the caller has acted on the results (the
+    WebSocket batcher acknowledges its senders first); `on_stored(index, message)` runs for each new
+    message inside the transaction, before anyone can read it. Most callers want `messages_send`.
+
+    Idempotent per (conversation, sender, clientMessageId): a retry returns the stored original, even
+    if the conversation was closed since. Support staff who are not yet participants join the
+    conversation by writing in it.
+    """
+    results: list[Sent | ServiceError | None] = [None] * len(requests)
+    previous = _previous_sends(requests)
+    pending: list[int] = []
+    for index, request in enumerate(requests):
+        if request.message_type == MessageType.SYSTEM and not request.sender.is_admin:
+            results[index] = PermissionDenied(
+                "Only support staff may send SYSTEM messages.", code="system_message_forbidden"
+            )
+            continue
+        original = previous.get((request.conversation_id, request.sender.user_id, request.client_message_id or ""))
+        if original is not None:
+            try:
+                results[index] = _same_send(original, request)
+            except Conflict as exc:
+                results[index] = exc
+            continue
+        pending.append(index)
+    if not pending:
+        return results, []  # type: ignore[return-value]
+    try:
+        with atomic():
+            _join_staff([requests[i] for i in pending])
+            stored, events = _append([requests[i].outgoing() for i in pending])
+            if on_stored is not None:
+                for index, result in zip(pending, stored, strict=True):
+                    if isinstance(result, Message):
+                        on_stored(index, result)
+    except IntegrityError:
+        if len(pending) == 1:
+            raise
+        # A key sent twice in this batch, or by another worker at the same moment: one by one, the
+        # unique index decides and the retries find the original.
+        events = []
+        for index in pending:
+            (results[index],), more = messages_store(
+                [requests[index]],
+                on_stored=None if on_stored is None else (lambda _, message, i=index: on_stored(i, message)),
+            )
+            events += more
+        return results, events  # type: ignore[return-value]
+    for index, result in zip(pending, stored, strict=True):
+        results[index] = result if isinstance(result, ServiceError) else Sent(result, created=True)
+    return results, events  # type: ignore[return-value]
+
+
+def messages_send(requests: Sequence[SendRequest]) -> list[Sent | ServiceError]:
+    """Store messages (see `messages_store`) and announce them to the conversations' sockets."""
+    results, events = messages_store(requests)
+    publish_on_commit(events)
+    return results
+
+
+def _join_staff(requests: Sequence[SendRequest]) -> None:
+    staff = {(r.conversation_id, r.sender.user_id) for r in requests if r.sender.is_admin}
+    if not staff:
+        return
+    present = set(
+        Participant.objects.filter(
+            conversation_id__in={c for c, _ in staff}, user_id__in={u for _, u in staff}
+        ).values_list("conversation_id", "user_id")
+    )
+    for conversation_id, user_id in staff - present:
+        Participant.objects.ensure(conversation_id=conversation_id, user_id=user_id, role=Role.ADMIN)
 
 
 def message_send(
@@ -79,44 +273,9 @@ def message_send(
     metadata: dict[str, Any] | None = None,
     client_message_id: str | None = None,
 ) -> tuple[Message, bool]:
-    """Send a message as `sender`; returns (message, created).
-
-    Idempotent per (conversation, sender, client_message_id): a retry returns the stored original with
-    created=False, even if the conversation was closed since. An admin who is not yet a participant
-    joins the conversation by writing in it.
-    """
-    if message_type == MessageType.SYSTEM and not sender.is_admin:
-        raise PermissionDenied("Only support staff may send SYSTEM messages.", code="system_message_forbidden")
-    request = (content, message_type, metadata or {})
-    existing = _existing_send(conversation=conversation, sender_id=sender.user_id, client_message_id=client_message_id)
-    if existing is not None:
-        return _same_send(existing, request), False
-    try:
-        with atomic():
-            if sender.is_admin:
-                Participant.objects.ensure(conversation_id=conversation.pk, user_id=sender.user_id, role=Role.ADMIN)
-            message = message_append(
-                conversation=conversation,
-                sender_id=sender.user_id,
-                sender_role=sender.role,
-                content=content,
-                message_type=message_type,
-                metadata=metadata,
-                client_message_id=client_message_id,
-            )
-    except IntegrityError:
-        # Two concurrent sends with one idempotency key: the unique index let one through.
-        existing = _existing_send(
-            conversation=conversation, sender_id=sender.user_id, client_message_id=client_message_id
-        )
-        if existing is None:
-            raise
-        return _same_send(existing, request), False
-    return message, True
-
-
-def _same_send(existing: Message, request: tuple[str, str, dict[str, Any]]) -> Message:
-    """A retry must repeat the original; reusing a key for a different message is a client bug."""
-    if (existing.content, existing.message_type, existing.metadata) != request:
-        raise Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
-    return existing
+    """Send one message as `sender`; returns (message, created). See `messages_send`."""
+    request = SendRequest(conversation.pk, sender, content, message_type, metadata or {}, client_message_id)
+    result = messages_send([request])[0]
+    if isinstance(result, ServiceError):
+        raise result
+    return result.message, result.created

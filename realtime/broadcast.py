@@ -8,6 +8,7 @@ sequence for gaps and fetches what it missed from the database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from functools import partial
@@ -27,6 +28,17 @@ def conversation_group(conversation_id: str) -> str:
 # After a Redis restart the first command on a pooled connection fails on the dead socket; one retry
 # on a fresh connection keeps live delivery live instead of leaving it to the gap sweep.
 PUBLISH_ATTEMPTS = 2
+# Publishes in flight per worker: thousands of sockets connecting at once each announce themselves,
+# and every publish holds a Redis connection until answered.
+MAX_CONCURRENT_PUBLISHES = 64
+_publish_slots: dict[int, asyncio.Semaphore] = {}
+
+
+def _slots() -> asyncio.Semaphore:
+    loop = id(asyncio.get_running_loop())
+    if loop not in _publish_slots:
+        _publish_slots[loop] = asyncio.Semaphore(MAX_CONCURRENT_PUBLISHES)
+    return _publish_slots[loop]
 
 
 async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
@@ -36,17 +48,24 @@ async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
         return
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
-            await layer.group_send(conversation_group(conversation_id), dict(event))
+            async with _slots():
+                await layer.group_send(conversation_group(conversation_id), dict(event))
             return
         except Exception as exc:  # the write already succeeded; receivers recover it from the database
             if attempt == PUBLISH_ATTEMPTS:
                 logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
 
 
-def _publish(conversation_id: str, event: Mapping[str, Any]) -> None:
-    async_to_sync(publish)(conversation_id, event)
+async def _publish_all(events: list[tuple[str, Mapping[str, Any]]]) -> None:
+    await asyncio.gather(*(publish(conversation_id, event) for conversation_id, event in events))
 
 
-def publish_on_commit(conversation_id: str, event: Mapping[str, Any]) -> None:
-    """Publish `event` to the conversation when the current transaction commits (at once outside one)."""
-    transaction.on_commit(partial(_publish, conversation_id, event))
+def _publish_from_sync(events: list[tuple[str, Mapping[str, Any]]]) -> None:
+    # One hop to the event loop for the whole transaction, not one per event.
+    async_to_sync(_publish_all)(events)
+
+
+def publish_on_commit(events: list[tuple[str, Mapping[str, Any]]]) -> None:
+    """Publish (conversation id, event) pairs when the current transaction commits (at once outside
+    one)."""
+    transaction.on_commit(partial(_publish_from_sync, events))

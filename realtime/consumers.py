@@ -17,17 +17,22 @@ The consumer parses and authorizes frames, then calls the same services as REST.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
 from django.http.request import split_domain_port, validate_host
 from rest_framework import serializers
 
@@ -55,23 +60,41 @@ CLOSE_NOT_FOUND = 4404
 MAX_FRAME_BYTES = 64 * 1024
 # Replay and gap fills read this many messages per query: bounded memory however long the gap.
 REPLAY_BATCH = 200
+# Messages written in one transaction at most: bounds a batch's lock time and its event size.
+MAX_SEND_BATCH = 200
 # A typist who stops refreshing is shown as stopped after this long (clients refresh every few seconds).
 TYPING_TIMEOUT_S = 10.0
 _db_executor: ThreadPoolExecutor | None = None
 
 
+def _keeping_connection(fn: Any) -> Any:
+    """Pool threads keep their database connection between calls (a new connection per frame cost
+    more than the frame's queries); one that fails is closed, and the next call reconnects."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InterfaceError, OperationalError):
+            for conn in connections.all(initialized_only=True):
+                conn.close()
+            raise
+
+    return run
+
+
 def db(fn: Any) -> Any:
     """Run ORM code on this worker's pool of CHAT_WS_DB_THREADS threads rather than asgiref's single
     shared thread (thread_sensitive=True), so one socket's slow query does not queue every other
-    socket's database work behind it (measured in bench/ws_bench.py). Each pool thread holds at most
-    one database connection, closed after each call (CONN_MAX_AGE=0)."""
+    socket's database work behind it (measured in bench/ws_bench.py). Each pool thread holds one
+    database connection."""
     global _db_executor
     threads = settings.CHAT["WS_DB_THREADS"]
     if threads == 0:
         return database_sync_to_async(fn)
     if _db_executor is None:
         _db_executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ws-db")
-    return database_sync_to_async(fn, thread_sensitive=False, executor=_db_executor)
+    return sync_to_async(_keeping_connection(fn), thread_sensitive=False, executor=_db_executor)
 
 
 class FrameError(Exception):
@@ -116,9 +139,9 @@ def _cursor(conversation_id: str, last_message_id: str | None) -> tuple[int, int
     return last_seq, seq
 
 
-def _messages_between(conversation_id: str, after: int, upto: int) -> list[events.MessageEvent]:
+def _messages_between(conversation_id: str, after: int, upto: int) -> list[events.StoredMessage]:
     rows = Message.objects.filter(conversation_id=conversation_id, seq__gt=after, seq__lte=upto).order_by("seq")
-    return [events.message_event(message) for message in rows[:REPLAY_BATCH]]
+    return [events.message_item(message) for message in rows[:REPLAY_BATCH]]
 
 
 def _last_seqs(conversation_ids: list[str]) -> dict[str, int]:
@@ -175,6 +198,62 @@ class GapSweeper:
                 for consumer in list(members):
                     await presence.refresh(consumer.conversation_id, consumer.principal.user_id, consumer.channel_name)
                     await layer.group_add(conversation_group(consumer.conversation_id), consumer.channel_name)
+
+
+class SendBatcher:
+    """Group commit for one worker: message frames that arrive while a batch is being written are
+    stored together in the next one, one transaction for all of them (messages_store). Nothing waits on
+    a timer, so a lone message is written at once; under load, batches grow and the cost per message
+    falls. Senders are told their result (synchronously, in order) before the batch's events are
+    published, so a socket always knows its own message before its event can arrive."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[message_services.SendRequest, Callable[[Any], None], str]] = []
+        self.task: asyncio.Task[None] | None = None
+        # Message id -> channel of the socket that sent it, from the moment it is stored (inside the
+        # transaction) until its sender has been told: a socket filling a gap from the database in
+        # between recognises its own message and does not deliver it back to itself.
+        self.claimed: dict[str, str] = {}
+
+    def submit(self, request: message_services.SendRequest, on_result: Callable[[Any], None], origin: str) -> None:
+        """Queue a send; `on_result` gets a Sent, a ServiceError or another exception."""
+        self.queue.append((request, on_result, origin))
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue[:MAX_SEND_BATCH], self.queue[MAX_SEND_BATCH:]
+            claimed: list[str] = []
+
+            def claim(index: int, message: Message, batch: list[Any] = batch, claimed: list[str] = claimed) -> None:
+                self.claimed[message.id] = batch[index][2]  # runs on the pool thread; one dict write
+                claimed.append(message.id)
+
+            try:
+                results, publications = await db(message_services.messages_store)(
+                    [request for request, _, _ in batch], on_stored=claim
+                )
+            except Exception as exc:  # the database is away: every sender in the batch gets the error
+                results, publications = [exc] * len(batch), []
+            for (_, on_result, _), result in zip(batch, results, strict=True):
+                try:
+                    on_result(result)
+                except Exception:
+                    logger.exception("send result handler failed")
+            for message_id in claimed:
+                self.claimed.pop(message_id, None)
+            await asyncio.gather(*(publish(c, event) for c, event in publications))
+
+
+_batchers: dict[int, SendBatcher] = {}
+
+
+def send_batcher() -> SendBatcher:
+    loop = id(asyncio.get_running_loop())
+    if loop not in _batchers:
+        _batchers[loop] = SendBatcher()
+    return _batchers[loop]
 
 
 _sweepers: dict[int, GapSweeper] = {}
@@ -324,20 +403,36 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             data.is_valid(raise_exception=True)
         except serializers.ValidationError as exc:
             raise _validation_error(exc) from None
-        conversation = Conversation(pk=self.conversation_id)
-        message, _ = await db(message_services.message_send)(
-            conversation=conversation,
-            sender=self.principal,
-            content=data.validated_data["content"],
-            message_type=data.validated_data["messageType"],
-            metadata=data.validated_data["metadata"],
-            client_message_id=data.validated_data.get("clientMessageId"),
+        # Not awaited: the socket goes on delivering others' messages while its own is being stored.
+        send_batcher().submit(
+            message_services.SendRequest(
+                conversation_id=self.conversation_id,
+                sender=self.principal,
+                content=data.validated_data["content"],
+                message_type=data.validated_data["messageType"],
+                metadata=data.validated_data["metadata"],
+                client_message_id=data.validated_data.get("clientMessageId"),
+            ),
+            self._on_stored,
+            self.channel_name,
         )
-        if message.seq > self.delivered:
-            self.acked.add(message.seq)
-        await self._send_frame(events.message_frame(events.message_payload(message), own_send=True))
         if self.typing:
             await self._set_typing(False)
+
+    def _on_stored(self, result: Any) -> None:
+        """The result of this socket's send, on the event loop, before the message's event goes out."""
+        if isinstance(result, ServiceError):
+            frame: Any = events.error_frame(result.code, result.detail)
+        elif isinstance(result, BaseException):
+            logger.error("storing a message failed: %s", type(result).__name__)
+            frame = events.error_frame("unavailable", "The message could not be stored; retry.")
+        else:
+            message = result.message
+            if message.seq > self.delivered:
+                self.acked.add(message.seq)
+            frame = events.message_frame(events.message_payload(message), own_send=True)
+        # Tasks run in creation order, so acknowledgements leave in the order the sends were stored.
+        asyncio.get_running_loop().create_task(self._send_frame(frame))
 
     async def _on_typing(self, frame: dict[str, Any]) -> None:
         is_typing = frame.get("isTyping")
@@ -385,16 +480,26 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _on_ping(self, frame: dict[str, Any]) -> None:
         await self._send_frame(events.PONG)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every handler, a hop to the sync thread
+        # per frame and per event (6 % of a worker under load). This consumer never touches the
+        # database on the event loop: its pool threads keep and check their own connections.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     # -- events from the channel layer
 
-    async def chat_message(self, event: events.MessageEvent) -> None:
-        seq = event["seq"]
-        if seq <= self.delivered:
-            return
-        if seq > self.delivered + 1:
-            await self._deliver_upto(seq - 1)
-        if seq == self.delivered + 1 and self._advance(seq):
-            await self._send_frame(events.message_frame(event["payload"], own_send=False))
+    async def chat_messages(self, event: events.MessagesEvent) -> None:
+        for item in event["messages"]:
+            seq = item["seq"]
+            if seq <= self.delivered:
+                continue
+            if seq > self.delivered + 1:
+                await self._deliver_upto(seq - 1)
+            if seq == self.delivered + 1 and self._advance(seq):
+                await self._send_frame(events.message_frame(item["payload"], own_send=False))
 
     async def chat_frame(self, event: events.FrameEvent) -> None:
         if event.get("skipUserId") and event["skipUserId"] == self.principal.user_id:
@@ -422,8 +527,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 # Numbers below last_seq always exist (they commit in order); nothing means a rollback.
                 self.delivered = upto
                 break
+            claimed = send_batcher().claimed
             for event in batch:
                 if event["seq"] <= self.delivered:
+                    continue
+                if claimed.get(event["payload"]["messageId"]) == self.channel_name:
+                    self.delivered = event["seq"]  # this socket's own send, acknowledged separately
                     continue
                 if self._advance(event["seq"]):
                     await self._send_frame(events.message_frame(event["payload"], own_send=False))

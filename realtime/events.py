@@ -2,8 +2,9 @@
 
 Two kinds: *frames* are the JSON objects a client receives (the seed's WebSocket protocol, camelCase);
 *layer events* travel between processes through the channel layer and are turned into frames by each
-receiving consumer. Messages travel as their frame payload plus `seq`, so a receiver can order them,
-drop duplicates and notice gaps without asking the database.
+receiving consumer. Stored messages travel as their frame payload plus `seq` (several at a time when
+they were stored together), so a receiver can order them, drop duplicates and notice gaps without
+asking the database.
 """
 
 from __future__ import annotations
@@ -136,10 +137,16 @@ PONG: PongFrame = {"type": "pong"}
 # ---- layer events (between processes) ------------------------------------------------------------
 
 
-class MessageEvent(TypedDict):
-    type: Literal["chat.message"]
+class StoredMessage(TypedDict):
     seq: int
     payload: MessagePayload
+
+
+class MessagesEvent(TypedDict):
+    """Messages stored together in one conversation, in sequence order."""
+
+    type: Literal["chat.messages"]
+    messages: list[StoredMessage]
 
 
 class FrameEvent(TypedDict):
@@ -151,8 +158,12 @@ class FrameEvent(TypedDict):
     skipUserId: str | None
 
 
-def message_event(message: Message) -> MessageEvent:
-    return {"type": "chat.message", "seq": message.seq, "payload": message_payload(message)}
+def message_item(message: Message) -> StoredMessage:
+    return {"seq": message.seq, "payload": message_payload(message)}
+
+
+def messages_event(items: list[StoredMessage]) -> MessagesEvent:
+    return {"type": "chat.messages", "messages": items}
 
 
 def frame_event(frame: Frame, *, skip_user_id: str | None = None) -> FrameEvent:

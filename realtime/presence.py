@@ -20,6 +20,10 @@ from django.conf import settings
 # A live socket refreshes its membership this often; a dead worker's sockets expire after the TTL.
 PRESENCE_REFRESH_S = 30
 PRESENCE_TTL_S = 3 * PRESENCE_REFRESH_S
+# Presence commands share this many connections per worker; callers wait for one (up to the timeout)
+# instead of failing when thousands of sockets open at once.
+PRESENCE_CONNECTIONS = 32
+PRESENCE_WAIT_S = 10
 
 
 class Presence(Protocol):
@@ -58,7 +62,10 @@ class RedisPresence:
     def _client(self) -> aioredis.Redis:
         loop = id(asyncio.get_running_loop())
         if loop not in self._clients:
-            self._clients[loop] = aioredis.Redis.from_url(self.url)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=PRESENCE_CONNECTIONS, timeout=PRESENCE_WAIT_S
+            )
+            self._clients[loop] = aioredis.Redis(connection_pool=pool)
         return self._clients[loop]
 
     @staticmethod

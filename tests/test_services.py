@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.errors import Conflict, ConversationClosed, NotFound, PermissionDenied
@@ -113,3 +114,51 @@ def test_admin_count_follows_admin_participants(conversation):
     message_send(conversation=conversation, sender=USER, content="donors do not count")
     assert count() == 2
     assert services.conversation_create(creator=ADMIN).admin_count == 1
+
+
+def test_a_batch_is_stored_in_order_per_conversation_with_per_message_outcomes(conversation):
+    from messaging.services import SendRequest, Sent, messages_send
+
+    other = services.conversation_create(creator=Principal("u9", "USER"))
+    closed = services.conversation_create(creator=USER)
+    services.conversation_update(conversation=closed, actor=ADMIN, status="CLOSED")
+    donor9 = Principal("u9", "USER")
+    batch = [
+        SendRequest(conversation.pk, USER, "a1", client_message_id="k1"),
+        SendRequest(other.pk, donor9, "b1"),
+        SendRequest(conversation.pk, ADMIN, "a2"),
+        SendRequest(closed.pk, USER, "c1"),
+        SendRequest(conversation.pk, USER, "sys", message_type="SYSTEM"),
+        SendRequest(other.pk, donor9, "b2"),
+        SendRequest(conversation.pk, USER, "a1", client_message_id="k1"),  # the same key twice in a batch
+    ]
+    results = messages_send(batch)
+    assert [type(r).__name__ for r in results] == [
+        "Sent",
+        "Sent",
+        "Sent",
+        "ConversationClosed",
+        "PermissionDenied",
+        "Sent",
+        "Sent",
+    ]
+    sent = [r for r in results if isinstance(r, Sent)]
+    assert results[0].message.pk == results[6].message.pk and results[6].created is False
+    assert [(r.message.content, r.message.seq) for r in sent[:4]] == [("a1", 1), ("b1", 1), ("a2", 2), ("b2", 2)]
+    assert list(Message.objects.filter(conversation=conversation).order_by("seq").values_list("content", "seq")) == [
+        ("a1", 1),
+        ("a2", 2),
+    ]
+    assert Conversation.objects.get(pk=conversation.pk).last_seq == 2
+    assert Participant.objects.get(conversation=conversation, user_id="agent1").role == "ADMIN"  # joined by writing
+    assert Message.objects.filter(conversation=closed, message_type="TEXT").count() == 0
+
+
+def test_created_at_never_goes_back_within_a_conversation(conversation):
+    from datetime import timedelta
+
+    future = timezone.now() + timedelta(minutes=5)  # another worker's clock ran ahead
+    Conversation.objects.filter(pk=conversation.pk).update(last_message_at=future)
+    message = send(conversation, "later in sequence")
+    assert message.created_at == future
+    assert Conversation.objects.get(pk=conversation.pk).last_message_at == future
