@@ -1088,7 +1088,8 @@ def report(
         "# WebSocket benchmark",
         "",
         *machine_lines(),
-        f"- Topology: redis-server + 2 Daphne workers (A, B) on {HOST}, one SQLite database (WAL), DEBUG off, "
+        f"- Topology: redis-server + 2 Daphne workers (A, B) on {HOST}, one "
+        f"{'PostgreSQL' if args.database_url else 'SQLite (WAL)'} database, DEBUG off, "
         f"rate limits raised to {RATE_LIMIT}/s; {n} conversations created over REST ({setup_s:.1f} s), each "
         f"with a donor socket and an agent socket on opposite workers ({2 * n} sockets), so every message "
         "crosses workers through Redis. One asyncio client process (websockets) drives and timestamps "
@@ -1324,9 +1325,11 @@ def main(argv: list[str] | None = None) -> int:
 
     text_report += f"\nTotal run time: {time.perf_counter() - run_started:.1f} s\n"
     print(text_report)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(text_report)
-    print(f"written to {RESULTS_FILE.relative_to(REPO_ROOT)}")
+    # One results file per database kind, so a PostgreSQL run does not replace the default (SQLite) one.
+    results = RESULTS_FILE if not args.database_url else RESULTS_FILE.with_name("ws_bench_postgres.md")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(text_report)
+    print(f"written to {results.relative_to(REPO_ROOT)}")
     return 0
 
 

@@ -23,3 +23,13 @@ def atomic() -> Iterator[None]:
     else:
         with transaction.atomic():
             yield
+
+
+# A transaction the database aborted to break a deadlock or a serialization conflict did nothing and
+# can simply run again; a few attempts cover any realistic pile-up.
+TRANSIENT_ATTEMPTS = 3
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+
+
+def is_transient(exc: Exception) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES

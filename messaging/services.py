@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import IntegrityError, OperationalError, connection
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from chatservice.authentication import Principal
-from chatservice.db import atomic
+from chatservice.db import TRANSIENT_ATTEMPTS, atomic, is_transient
 from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, ServiceError
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType, new_message_id
@@ -70,6 +70,21 @@ class Sent:
 Publication = tuple[str, MessagesEvent]  # (conversation id, event) to publish once committed
 
 
+def _reservations(by_conversation: dict[str, list[int]]) -> list[tuple[list[str], int]]:
+    """The UPDATEs that reserve sequence numbers, as (conversation ids, how many each).
+
+    SQLite writers hold the whole database from BEGIN IMMEDIATE, so one UPDATE per batch size (usually
+    one or two) is safe. Databases with row locks get one UPDATE per conversation in id order: two
+    workers' batches then always lock shared conversations in the same order and cannot deadlock.
+    """
+    if connection.vendor == "sqlite":
+        by_size: dict[int, list[str]] = defaultdict(list)
+        for conversation_id, indexes in by_conversation.items():
+            by_size[len(indexes)].append(conversation_id)
+        return [(ids, size) for size, ids in by_size.items()]
+    return [([c], len(by_conversation[c])) for c in sorted(by_conversation)]
+
+
 def _append(
     items: Sequence[Outgoing], *, require_active: bool = True
 ) -> tuple[list[Message | ServiceError], list[Publication]]:
@@ -87,11 +102,7 @@ def _append(
     for index, item in enumerate(items):
         by_conversation[item.conversation_id].append(index)
     now = timezone.now()
-    # One UPDATE per distinct batch size (usually one or two), not one per conversation.
-    by_size: dict[int, list[str]] = defaultdict(list)
-    for conversation_id, indexes in by_conversation.items():
-        by_size[len(indexes)].append(conversation_id)
-    for size, conversation_ids in by_size.items():
+    for conversation_ids, size in _reservations(by_conversation):
         rows = Conversation.objects.filter(pk__in=conversation_ids)
         if require_active:
             rows = rows.filter(status=ConversationStatus.ACTIVE)
@@ -219,13 +230,19 @@ def messages_store(
     if not pending:
         return results, []  # type: ignore[return-value]
     try:
-        with atomic():
-            _join_staff([requests[i] for i in pending])
-            stored, events = _append([requests[i].outgoing() for i in pending])
-            if on_stored is not None:
-                for index, result in zip(pending, stored, strict=True):
-                    if isinstance(result, Message):
-                        on_stored(index, result)
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                with atomic():
+                    _join_staff([requests[i] for i in pending])
+                    stored, events = _append([requests[i].outgoing() for i in pending])
+                    if on_stored is not None:
+                        for index, result in zip(pending, stored, strict=True):
+                            if isinstance(result, Message):
+                                on_stored(index, result)
+                break
+            except OperationalError as exc:
+                if attempt == TRANSIENT_ATTEMPTS or not is_transient(exc):
+                    raise
     except IntegrityError:
         if len(pending) == 1:
             raise
