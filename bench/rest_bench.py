@@ -34,11 +34,8 @@ import argparse
 import datetime as dt
 import math
 import os
-import platform
 import random
-import shlex
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,6 +48,7 @@ from typing import Any
 import django
 import httpx
 import jwt
+from benchlib import machine_lines, percentile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # `python bench/rest_bench.py` puts bench/ (not the repo root) on sys.path; the apps live at the root.
@@ -482,36 +480,6 @@ def measure(base_url: str, plan: list[Scenario], requests: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------- reporting
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least pct% of the samples at or below it."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def machine_lines() -> list[str]:
-    cpu = "unknown"
-    ram = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
-        f"- nproc: {cpus}; CPU: {cpu}; RAM: {ram}",
-        f"- Python {platform.python_version()}, Django {django.get_version()}, SQLite {sqlite3.sqlite_version}",
-        f"- Command: `{shlex.join([os.path.relpath(sys.executable), *sys.argv])}` (cwd: repo root)",
-    ]
 
 
 def report(plan: list[Scenario], data: Dataset, args: argparse.Namespace, startup_s: float) -> str:

@@ -47,17 +47,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import importlib.metadata
 import json
 import math
 import os
-import platform
 import resource
-import shlex
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -67,10 +63,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import benchlib
 import django
 import httpx
 import jwt
 import redis
+from benchlib import percentile
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -363,7 +361,6 @@ def create_conversations(port: int, private_pem: bytes, count: int) -> list[Conv
 
 def count_in_db(tmp: Path, prefix: str) -> int:
     """Rows stored for one run (its clientMessageIds share a prefix), read through the ORM."""
-    import django
     from django.db import connections
 
     django.setup()
@@ -942,13 +939,6 @@ async def run_idle(
 # ------------------------------------------------------------------------------------------- reporting
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least pct% of the samples at or below it."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -957,33 +947,15 @@ def version(package: str) -> str:
 
 
 def machine_lines() -> list[str]:
-    cpu = "unknown"
-    ram = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     redis_version = subprocess.run(
         [REDIS_SERVER, "--version"], capture_output=True, text=True, check=False, timeout=10
     ).stdout.split()
     redis_v = next((part[2:] for part in redis_version if part.startswith("v=")), "?")
-    return [
-        f"- Date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
-        f"- nproc: {cpus}; CPU: {cpu}; RAM: {ram}",
-        f"- Python {platform.python_version()}, Django {django.get_version()}, Redis {redis_v}, "
-        f"SQLite {sqlite3.sqlite_version}; channels {version('channels')}, channels-redis "
-        f"{version('channels-redis')}, daphne {version('daphne')}, websockets {version('websockets')}",
-        f"- Command: `{shlex.join([os.path.relpath(sys.executable), *sys.argv])}` (cwd: repo root)",
-        f"- Code measured: {CODE_VERSION}",
-    ]
+    return benchlib.machine_lines(
+        versions=f"Redis {redis_v}; channels {version('channels')}, channels-redis {version('channels-redis')}, "
+        f"daphne {version('daphne')}, websockets {version('websockets')}",
+        extra=[f"- Code measured: {CODE_VERSION}"],
+    )
 
 
 def code_version() -> str:

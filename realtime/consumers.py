@@ -20,6 +20,7 @@ import asyncio
 import functools
 import json
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +82,25 @@ def _keeping_connection(fn: Any) -> Any:
             raise
 
     return run
+
+
+def close_db_pool() -> None:
+    """Close every pool thread's database connection and stop the pool (tests tear the database down
+    after this; a worker process simply exits)."""
+    global _db_executor
+    executor, _db_executor = _db_executor, None
+    if executor is None:
+        return
+    threads = executor._max_workers
+    barrier = threading.Barrier(threads)
+
+    def close_this_threads_connections() -> None:
+        barrier.wait(timeout=10)  # one task per thread: each waits until every thread holds one
+        connections.close_all()
+
+    for future in [executor.submit(close_this_threads_connections) for _ in range(threads)]:
+        future.result(timeout=30)
+    executor.shutdown(wait=True)
 
 
 def db(fn: Any) -> Any:

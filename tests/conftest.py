@@ -26,6 +26,16 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def close_websocket_db_pool(django_db_setup, django_db_blocker):
+    """The consumers' pool threads keep database connections open; close them before the test
+    database is dropped (PostgreSQL refuses to drop a database with open sessions)."""
+    yield
+    from realtime.consumers import close_db_pool
+
+    close_db_pool()
+
+
 @pytest.fixture(scope="session")
 def keypair() -> tuple[bytes, bytes]:
     return generate_rsa_keypair()
