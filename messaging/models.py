@@ -44,8 +44,9 @@ class Message(models.Model):
         constraints = [
             # Also the index behind every history page: (conversation, seq) range scans.
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq_uniq"),
+            # The client's key first: a batch looks its keys up with one IN list on this index.
             models.UniqueConstraint(
-                fields=["conversation", "sender_id", "client_message_id"],
+                fields=["client_message_id", "conversation", "sender_id"],
                 condition=models.Q(client_message_id__isnull=False),
                 name="message_idempotency_key_uniq",
             ),

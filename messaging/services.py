@@ -187,13 +187,11 @@ def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str
     keyed = [r for r in requests if r.client_message_id]
     if not keyed:
         return {}
-    # Every column of the (partial) idempotency index is constrained, so this is an index lookup,
-    # not a scan of the conversations' history; exact triples are matched below.
+    # One probe per key on the (partial) idempotency index, which starts with the key; conversation and
+    # sender are matched below. (Constraining all three columns with IN lists made SQLite probe their
+    # cross product.)
     rows = Message.objects.filter(
-        conversation_id__in={r.conversation_id for r in keyed},
-        sender_id__in={r.sender.user_id for r in keyed},
-        client_message_id__in={r.client_message_id for r in keyed},
-        client_message_id__isnull=False,
+        client_message_id__in={r.client_message_id for r in keyed}, client_message_id__isnull=False
     )
     return {(m.conversation_id, m.sender_id, m.client_message_id): m for m in rows}
 
