@@ -28,6 +28,9 @@ application = ProtocolTypeRouter(
     {
         "http": BodySizeLimitMiddleware(django_asgi_app, max_bytes=settings.MAX_REQUEST_BODY_BYTES),
         # The token leaves the query string first, before anything below can log or trace the scope.
-        "websocket": QueryTokenAuthMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": QueryTokenAuthMiddleware(
+            token_app=URLRouter(websocket_urlpatterns),
+            session_app=AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        ),
     }
 )

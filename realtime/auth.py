@@ -25,17 +25,21 @@ def strip_token(query_string: bytes) -> tuple[str | None, bytes]:
 
 
 class QueryTokenAuthMiddleware:
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    """Connections with a token go straight to `token_app`; the others to `session_app` (the same app
+    behind Channels' session and auth middleware, for staff). Token connections thus skip the session
+    wrapper, which otherwise runs on every frame the socket sends."""
+
+    def __init__(self, *, token_app: Any, session_app: Any) -> None:
+        self.token_app = token_app
+        self.session_app = session_app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] != "websocket":
-            return await self.app(scope, receive, send)
         token, query_string = strip_token(scope.get("query_string", b""))
         scope = {**scope, "query_string": query_string, "principal": None, "auth_error": None}
-        if token:
-            try:
-                scope["principal"] = principal_from_token(token)
-            except TokenError as exc:
-                scope["auth_error"] = exc.code
-        return await self.app(scope, receive, send)
+        if not token:
+            return await self.session_app(scope, receive, send)
+        try:
+            scope["principal"] = principal_from_token(token)
+        except TokenError as exc:
+            scope["auth_error"] = exc.code
+        return await self.token_app(scope, receive, send)

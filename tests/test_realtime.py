@@ -109,7 +109,7 @@ async def test_token_is_removed_from_the_scope_before_the_app_sees_it(make_token
         seen.update(scope)
 
     token = make_token("u1")
-    await QueryTokenAuthMiddleware(app)(
+    await QueryTokenAuthMiddleware(token_app=app, session_app=None)(
         {"type": "websocket", "query_string": f"token={token}&lastMessageId=msg_1".encode()}, None, None
     )
     assert seen["query_string"] == b"lastMessageId=msg_1"
