@@ -24,7 +24,7 @@ from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, S
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType, new_message_id
 from realtime.broadcast import publish_on_commit
-from realtime.events import MessagesEvent, message_item, messages_event
+from realtime.events import MessagesEvent, StoredMessage, message_item, messages_event
 
 
 @dataclass(frozen=True)
@@ -143,13 +143,12 @@ def _append(
         return results, []
     Message.objects.bulk_create(messages)
     Participant.objects.advance_watermarks(watermarks)
-    stored: dict[str, list[Message]] = defaultdict(list)
-    for message in messages:
-        stored[message.conversation_id].append(message)
-    events = [
-        (c, messages_event([message_item(m) for m in sorted(ms, key=lambda m: m.seq)])) for c, ms in stored.items()
-    ]
-    return results, events
+    stored: dict[str, list[StoredMessage]] = defaultdict(list)
+    for message in messages:  # already in sequence order within each conversation
+        item = message_item(message)
+        message.event_payload = item["payload"]  # built once: the sender's acknowledgement reuses it
+        stored[message.conversation_id].append(item)
+    return results, [(c, messages_event(items)) for c, items in stored.items()]
 
 
 def message_append(

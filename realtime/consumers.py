@@ -455,7 +455,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             message = result.message
             if message.seq > self.delivered:
                 self.acked.add(message.seq)
-            frame = events.message_frame(events.message_payload(message), own_send=True)
+            payload = getattr(message, "event_payload", None) or events.message_payload(message)
+            frame = events.message_frame(payload, own_send=True)
         # Tasks run in creation order, so acknowledgements leave in the order the sends were stored.
         asyncio.get_running_loop().create_task(self._send_frame(frame))
 
