@@ -28,37 +28,15 @@ from realtime.events import MessagesEvent, StoredMessage, message_item, messages
 
 
 @dataclass(frozen=True)
-class Outgoing:
+class SendRequest:
     """A message to store, as a transport validated it."""
 
-    conversation_id: str
-    sender_id: str
-    sender_role: str
-    content: str
-    message_type: str = MessageType.TEXT
-    metadata: dict[str, Any] = field(default_factory=dict)
-    client_message_id: str | None = None
-
-
-@dataclass(frozen=True)
-class SendRequest:
     conversation_id: str
     sender: Principal
     content: str
     message_type: str = MessageType.TEXT
     metadata: dict[str, Any] = field(default_factory=dict)
     client_message_id: str | None = None
-
-    def outgoing(self) -> Outgoing:
-        return Outgoing(
-            self.conversation_id,
-            self.sender.user_id,
-            self.sender.role,
-            self.content,
-            self.message_type,
-            self.metadata,
-            self.client_message_id,
-        )
 
 
 @dataclass(frozen=True)
@@ -86,7 +64,7 @@ def _reservations(by_conversation: dict[str, list[int]]) -> list[tuple[list[str]
 
 
 def _append(
-    items: Sequence[Outgoing], *, require_active: bool = True
+    items: Sequence[SendRequest], *, require_active: bool = True
 ) -> tuple[list[Message | ServiceError], list[Publication]]:
     """Store `items` as the next messages of their conversations, in order. Must run in a transaction;
     returns the results and the events that announce them, for the caller to publish after commit.
@@ -126,8 +104,8 @@ def _append(
                 id=new_message_id(),
                 conversation_id=conversation_id,
                 seq=seq,
-                sender_id=item.sender_id,
-                sender_role=item.sender_role,
+                sender_id=item.sender.user_id,
+                sender_role=item.sender.role,
                 content=item.content,
                 message_type=item.message_type,
                 metadata=item.metadata or {},
@@ -138,7 +116,7 @@ def _append(
             messages.append(message)
             results[index] = message
             # Whoever writes has read everything before: their own message never counts as unread.
-            watermarks[conversation_id, item.sender_id] = (seq, at)
+            watermarks[conversation_id, item.sender.user_id] = (seq, at)
     if not messages:
         return results, []
     Message.objects.bulk_create(messages)
@@ -162,7 +140,7 @@ def message_append(
     require_active: bool = True,
 ) -> Message:
     """Store one message (services recording SYSTEM messages use this). Must run in a transaction."""
-    item = Outgoing(conversation.pk, sender_id, sender_role, content, message_type, metadata or {})
+    item = SendRequest(conversation.pk, Principal(sender_id, sender_role), content, message_type, metadata or {})
     (result,), events = _append([item], require_active=require_active)
     if isinstance(result, ServiceError):
         raise result
@@ -231,7 +209,7 @@ def messages_store(
             try:
                 with atomic():
                     _join_staff([requests[i] for i in pending])
-                    stored, events = _append([requests[i].outgoing() for i in pending])
+                    stored, events = _append([requests[i] for i in pending])
                     if on_stored is not None:
                         for index, result in zip(pending, stored, strict=True):
                             if isinstance(result, Message):

@@ -349,9 +349,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(conversation_group(self.conversation_id), self.channel_name)
         self.joined = True
         sweeper().add(self)
-        last_seq, cursor = await db(_cursor)(self.conversation_id, self._query_param("lastMessageId"))
+        last_message_id = self._query_param("lastMessageId")
+        last_seq, cursor = await db(_cursor)(self.conversation_id, last_message_id)
         await self.accept()
-        if self._query_param("lastMessageId") and cursor is None:
+        if last_message_id and cursor is None:
             await self._send_frame(
                 events.error_frame("invalid_cursor", "lastMessageId is not a message of this conversation.")
             )
