@@ -126,7 +126,7 @@ def parse_database_url(url: str | None) -> tuple[dict[str, Any], str]:
         return sqlite_database(VAR_DIR / "chat.sqlite3"), "sqlite"
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme in {"mongodb", "mongodb+srv"}:
-        raise ConfigError("DATABASE_URL: MongoDB is not supported by this build yet (use sqlite:/// or postgres://)")
+        return mongodb_database(url), "mongodb"
     if scheme == "sqlite":
         try:
             parsed = dj_database_url.parse(url)
@@ -146,7 +146,27 @@ def parse_database_url(url: str | None) -> tuple[dict[str, Any], str]:
         parsed["ENGINE"] = "django.db.backends.postgresql"
         return parsed, "postgres"
     shown = scheme or url[:20]
-    raise ConfigError(f"DATABASE_URL scheme {shown!r} is not supported (use sqlite:///PATH or postgres://…)")
+    raise ConfigError(
+        f"DATABASE_URL scheme {shown!r} is not supported (use sqlite:///PATH, postgres://… or mongodb://…)"
+    )
+
+
+def mongodb_database(url: str) -> dict[str, Any]:
+    """django-mongodb-backend takes the connection string as HOST and the database as NAME.
+
+    The URL is checked here, at start-up, with PyMongo's own parser, but without the DNS lookup that
+    `mongodb+srv://` needs: that happens when the first query connects, like every other network error.
+    """
+    from pymongo.errors import PyMongoError
+    from pymongo.uri_parser_shared import _validate_uri  # the public parse_uri resolves SRV records
+
+    try:
+        parsed = _validate_uri(url)
+    except (PyMongoError, ValueError) as exc:
+        raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+    if not parsed["database"]:
+        raise ConfigError("DATABASE_URL: mongodb URL needs a database name, e.g. mongodb://host:27017/chat")
+    return {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": parsed["database"]}
 
 
 def _read_public_key(environ: Mapping[str, str]) -> str | None:

@@ -68,6 +68,18 @@ TEMPLATES = [
 
 DATABASES = {"default": CONFIG.database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if CONFIG.database_url_scheme == "mongodb":
+    # MongoDB is then the only database: admin users, sessions and the admin log live there too.
+    from chatservice.mongo_apps import OBJECT_ID_AUTO_FIELD
+
+    MONGO_APP_CONFIGS = {
+        "django.contrib.admin": "chatservice.mongo_apps.MongoAdminConfig",
+        "django.contrib.auth": "chatservice.mongo_apps.MongoAuthConfig",
+        "django.contrib.contenttypes": "chatservice.mongo_apps.MongoContentTypesConfig",
+    }
+    INSTALLED_APPS = [MONGO_APP_CONFIGS.get(app, app) for app in INSTALLED_APPS]
+    DEFAULT_AUTO_FIELD = OBJECT_ID_AUTO_FIELD
+    MIGRATION_MODULES = {label: f"mongo_migrations.{label}" for label in ("admin", "auth", "contenttypes")}
 
 # redis-py's asyncio pool refuses (MaxConnectionsError) rather than waits past max_connections, 100 by
 # default: 5,000 sockets connecting at once exceeded it. Publishing is also bounded in realtime.broadcast.

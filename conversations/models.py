@@ -90,8 +90,7 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
         cost 0.3 ms of query building each (a CASE expression over all pairs, five times more)."""
         connection = connections[self.db]
         if connection.vendor not in {"sqlite", "postgresql"}:
-            for (conversation_id, user_id), (seq, at) in marks.items():
-                self.advance_watermark(conversation_id=conversation_id, user_id=user_id, seq=seq, at=at)
+            self.advance_watermarks_one_by_one(marks)
             return
         meta, quote = self.model._meta, connection.ops.quote_name
         table, seq_col, at_col, conversation_col, user_col = (
@@ -116,6 +115,11 @@ class ParticipantQuerySet(models.QuerySet["Participant"]):
         ]
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)
+
+    def advance_watermarks_one_by_one(self, marks: dict[tuple[str, str], tuple[int, Any]]) -> None:
+        """The portable form (MongoDB): one conditional update per pair."""
+        for (conversation_id, user_id), (seq, at) in marks.items():
+            self.advance_watermark(conversation_id=conversation_id, user_id=user_id, seq=seq, at=at)
 
     def advance_watermark(self, *, conversation_id: str, user_id: str, seq: int, at: object) -> int:
         """Move a participant's read watermark forward to `seq` (never back). One write, whatever the

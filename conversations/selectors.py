@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.errors import NotFound
-from conversations.models import Conversation, Participant, Role
+from conversations.models import Conversation, ConversationStatus, Participant, Role
+from messaging.models import Message
 
 
 def _with_participants(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
@@ -39,3 +46,71 @@ def conversation_get(*, viewer: Principal, conversation_id: str) -> Conversation
     if not viewer.is_admin and not any(p.user_id == viewer.user_id for p in conversation.participants.all()):
         raise NotFound("Conversation not found.")
     return conversation
+
+
+# ---- operator reads (management commands) ---------------------------------------------------------
+
+Row = TypeVar("Row", bound=Model)
+
+
+def in_pk_batches(qs: QuerySet[Row], batch_size: int) -> Iterator[list[Row]]:
+    """The rows of `qs` in primary-key order, `batch_size` at a time (keyset: each batch starts after
+    the last key of the previous one). Memory stays flat, each query is an index range on every backend,
+    and rows the caller changes so they no longer match simply drop out of later batches."""
+    last: Any = None
+    while True:
+        page = qs if last is None else qs.filter(pk__gt=last)
+        rows = list(page.order_by("pk")[:batch_size])
+        if rows:
+            yield rows
+        if len(rows) < batch_size:
+            return
+        last = rows[-1].pk
+
+
+def idle_filter(idle_since: datetime) -> Q:
+    """No activity since `idle_since`. updated_at moves with every message and change; last_message_at
+    is checked as well because a message written by a worker whose clock ran ahead carries that later
+    time (messaging.services keeps createdAt in sequence order), and it is activity all the same."""
+    return Q(updated_at__lt=idle_since) & (Q(last_message_at__isnull=True) | Q(last_message_at__lt=idle_since))
+
+
+def conversations_idle(*, status: str, idle_since: datetime) -> QuerySet[Conversation]:
+    """Conversations in `status` untouched since `idle_since` (unordered: see in_pk_batches)."""
+    return Conversation.objects.filter(idle_filter(idle_since), status=status)
+
+
+@dataclass(frozen=True)
+class WaitingConversation:
+    conversation_id: str
+    created_at: datetime
+    age: timedelta  # since it was opened
+
+
+@dataclass(frozen=True)
+class ChatStats:
+    by_status: dict[str, int]  # every status, 0 included
+    messages: int
+    unassigned_active: int  # ACTIVE with no staff participant: the support queue
+    oldest_unassigned: WaitingConversation | None
+
+    @property
+    def conversations(self) -> int:
+        return sum(self.by_status.values())
+
+
+def chat_stats(*, now: datetime | None = None) -> ChatStats:
+    """Counts for operators. A handful of aggregate queries, each an index or table count; the oldest
+    unassigned conversation is the one waiting longest since it was opened, as nobody has taken it."""
+    now = now or timezone.now()
+    by_status = dict.fromkeys(ConversationStatus.values, 0)
+    for row in Conversation.objects.order_by().values("status").annotate(n=Count("id")):
+        by_status[row["status"]] = row["n"]
+    queue = Conversation.objects.filter(status=ConversationStatus.ACTIVE, admin_count=0)
+    oldest = queue.order_by("created_at", "id").values_list("id", "created_at").first()
+    return ChatStats(
+        by_status=by_status,
+        messages=Message.objects.count(),
+        unassigned_active=queue.count(),
+        oldest_unassigned=WaitingConversation(oldest[0], oldest[1], now - oldest[1]) if oldest else None,
+    )

@@ -1,28 +1,38 @@
 """Writes of conversations and participants. Changes that people in the conversation should notice
-(status, assignment) are also recorded as SYSTEM messages, in the same transaction."""
+(status, assignment) are also recorded as SYSTEM messages, in the same transaction. The operator
+commands' writes (idle conversations closed and archived, a user's erasure) are here too."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import F
 from django.utils import timezone
 
 from chatservice.authentication import Principal
-from chatservice.db import atomic
-from chatservice.errors import Conflict, NotFound, PermissionDenied
+from chatservice.db import atomic, retry_transient
+from chatservice.errors import Conflict, NotFound, PermissionDenied, ServiceError
+from conversations import selectors
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType
 from messaging.services import message_append
 from realtime.broadcast import publish_on_commit
 from realtime.events import frame_event, read_receipt_frame
 
+# `metadata.event` of the SYSTEM messages services record; erasure rewrites the user ids in these.
+STATUS_CHANGED_EVENT = "status_changed"
+ASSIGNED_EVENT = "assigned"
 # Statuses a donor may set on their own conversation: they can end it, not reopen or archive it.
 USER_SETTABLE_STATUSES = frozenset({ConversationStatus.CLOSED})
 UNSET: Any = object()
 
 
+@retry_transient
 def conversation_create(
     *, creator: Principal, subject: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Conversation:
@@ -61,23 +71,42 @@ def conversation_update(
         changes["metadata"] = metadata
     if status_changed:
         changes["status"] = status
-    with atomic():
-        Conversation.objects.filter(pk=conversation.pk).update(**changes)
-        for field, value in changes.items():
-            setattr(conversation, field, value)
-        if status_changed:
-            message_append(
-                conversation=conversation,
-                sender_id=actor.user_id,
-                sender_role=actor.role,
-                content=f"Conversation {status.lower()} by {actor.user_id}",
-                message_type=MessageType.SYSTEM,
-                metadata={"event": "status_changed", "status": status},
-                require_active=False,
-            )
+
+    @retry_transient  # inside, so a second attempt still knows the status changed
+    def write() -> None:
+        with atomic():
+            Conversation.objects.filter(pk=conversation.pk).update(**changes)
+            if status_changed:
+                _record_status_change(conversation=conversation, actor=actor, status=status)
+
+    write()
+    for field, value in changes.items():
+        setattr(conversation, field, value)
     return conversation
 
 
+def _record_status_change(
+    *,
+    conversation: Conversation,
+    actor: Principal,
+    status: str,
+    reason: str = "",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """The SYSTEM message announcing a status change (sockets get it as a `system` frame after commit).
+    Must run in the transaction that changed the status."""
+    message_append(
+        conversation=conversation,
+        sender_id=actor.user_id,
+        sender_role=actor.role,
+        content=f"Conversation {status.lower()} by {actor.user_id}" + (f" ({reason})" if reason else ""),
+        message_type=MessageType.SYSTEM,
+        metadata={"event": STATUS_CHANGED_EVENT, "status": status, **(details or {})},
+        require_active=False,
+    )
+
+
+@retry_transient
 def conversation_assign(*, conversation: Conversation, actor: Principal, admin_id: str) -> tuple[Participant, bool]:
     """Add `admin_id` as an ADMIN participant; idempotent. Returns (participant, newly_assigned)."""
     if not actor.is_admin:
@@ -101,7 +130,7 @@ def conversation_assign(*, conversation: Conversation, actor: Principal, admin_i
                     else f"{admin_id} was assigned by {actor.user_id}"
                 ),
                 message_type=MessageType.SYSTEM,
-                metadata={"event": "assigned", "adminId": admin_id},
+                metadata={"event": ASSIGNED_EVENT, "adminId": admin_id},
                 require_active=False,
             )
     return participant, created
@@ -115,6 +144,7 @@ class ReadState:
     unread_count: int
 
 
+@retry_transient
 def participant_join(*, conversation: Conversation, principal: Principal) -> tuple[Participant, bool]:
     """Support staff opening a conversation take part in it from then on (no SYSTEM message: opening
     a thread is not an announcement). Donors only take part in conversations they created."""
@@ -155,3 +185,313 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
     return ReadState(
         conversation.pk, reader.user_id, participant.last_read_at, max(last_seq - participant.last_read_seq, 0)
     )
+
+
+# ---- operator commands ----------------------------------------------------------------------------
+
+# The actor of changes made by operator commands rather than by a person. An ADMIN, so the staff rules
+# of the services apply to it (only staff may archive); it never becomes a participant, so it joins no
+# conversation and leaves admin_count alone. Its SYSTEM messages read "Conversation closed by system (…)".
+SYSTEM_ACTOR = Principal("system", Role.ADMIN, via="command")
+
+# Conversations per selection query: bounds memory and sets how often progress is reported. Each
+# conversation still changes in its own short transaction: one transaction per batch would hold SQLite's
+# single write lock, and every live send with it, for the whole batch.
+TRANSITION_BATCH_SIZE = 200
+
+ProgressCallback = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    candidates: int  # idle when the run started
+    changed: int  # fewer than candidates when some had activity meanwhile; 0 in a dry run
+
+
+@retry_transient
+def _transition_if_idle(
+    *,
+    conversation: Conversation,
+    from_status: str,
+    to_status: str,
+    idle_since: datetime,
+    actor: Principal,
+    reason: str,
+    details: dict[str, Any],
+) -> bool:
+    now = timezone.now()
+    with atomic():
+        # Conditional on the row still being idle in `from_status`: a message or change since the
+        # selection keeps it as it is. The UPDATE's row lock orders it against a concurrent send, which
+        # only writes to ACTIVE rows (messaging.services), so no message lands after the close.
+        changed = (
+            selectors.conversations_idle(status=from_status, idle_since=idle_since)
+            .filter(pk=conversation.pk)
+            .update(status=to_status, updated_at=now)
+        )
+        if changed:
+            _record_status_change(
+                conversation=conversation, actor=actor, status=to_status, reason=reason, details=details
+            )
+    if changed:
+        conversation.status, conversation.updated_at = to_status, now
+    return bool(changed)
+
+
+def _conversations_transition_idle(
+    *,
+    from_status: str,
+    to_status: str,
+    days: int,
+    actor: Principal,
+    reason: str,
+    dry_run: bool,
+    batch_size: int,
+    on_progress: ProgressCallback | None,
+    on_conversation: Callable[[Conversation, bool], None] | None,
+) -> Transitions:
+    if days < 1:
+        raise ServiceError("days must be at least 1.", code="invalid_days")
+    idle_since = timezone.now() - timedelta(days=days)
+    candidates = selectors.conversations_idle(status=from_status, idle_since=idle_since)
+    total = candidates.count()
+    done = changed = 0
+    for batch in selectors.in_pk_batches(candidates, batch_size):
+        for conversation in batch:
+            moved = not dry_run and _transition_if_idle(
+                conversation=conversation,
+                from_status=from_status,
+                to_status=to_status,
+                idle_since=idle_since,
+                actor=actor,
+                reason=reason.format(days=days),
+                details={"reason": "inactive", "inactiveDays": days},
+            )
+            changed += moved
+            if on_conversation is not None:
+                on_conversation(conversation, moved)
+        done += len(batch)
+        if on_progress is not None:
+            on_progress(done if dry_run else changed, total)
+    return Transitions(candidates=total, changed=changed)
+
+
+def conversations_close_inactive(
+    *,
+    days: int,
+    actor: Principal = SYSTEM_ACTOR,
+    dry_run: bool = False,
+    batch_size: int = TRANSITION_BATCH_SIZE,
+    on_progress: ProgressCallback | None = None,
+    on_conversation: Callable[[Conversation, bool], None] | None = None,
+) -> Transitions:
+    """Close ACTIVE conversations without a message or change for `days` days, each like a status
+    update by `actor`: a SYSTEM message records it and the conversation's sockets are told after commit.
+    A dry run selects the same conversations and changes nothing. Safe to run again at any time."""
+    return _conversations_transition_idle(
+        from_status=ConversationStatus.ACTIVE,
+        to_status=ConversationStatus.CLOSED,
+        days=days,
+        actor=actor,
+        reason="no activity for {days} days",
+        dry_run=dry_run,
+        batch_size=batch_size,
+        on_progress=on_progress,
+        on_conversation=on_conversation,
+    )
+
+
+def conversations_archive_closed(
+    *,
+    days: int,
+    actor: Principal = SYSTEM_ACTOR,
+    dry_run: bool = False,
+    batch_size: int = TRANSITION_BATCH_SIZE,
+    on_progress: ProgressCallback | None = None,
+    on_conversation: Callable[[Conversation, bool], None] | None = None,
+) -> Transitions:
+    """Archive CLOSED conversations untouched for `days` days (closing counts as a touch, so the
+    period runs from the close); recorded and announced like conversations_close_inactive."""
+    return _conversations_transition_idle(
+        from_status=ConversationStatus.CLOSED,
+        to_status=ConversationStatus.ARCHIVED,
+        days=days,
+        actor=actor,
+        reason="closed, no activity for {days} days",
+        dry_run=dry_run,
+        batch_size=batch_size,
+        on_progress=on_progress,
+        on_conversation=on_conversation,
+    )
+
+
+# ---- erasure (GDPR) -------------------------------------------------------------------------------
+
+# What an erased user becomes wherever their id was stored. One fixed pseudonym for everybody: a per-user
+# value (a hash, a counter) would still single the person out across conversations.
+ERASED_USER_ID = "erased-user"
+# The content of every message the erased user wrote. Messages are rewritten, not deleted: seq must stay
+# 1..last_seq without holes, or clients filling gaps would wait for messages that never come.
+ERASED_CONTENT = "[erased]"
+# Rows per erasure transaction: short write locks on a live database, flat memory, regular progress.
+ERASE_BATCH_SIZE = 500
+# Ids that are not people: erasing them would rewrite the service's own records.
+RESERVED_USER_IDS = frozenset({ERASED_USER_ID, SYSTEM_ACTOR.user_id})
+# SYSTEM messages the services generate name users only as whole words ("u1 was assigned by agent1").
+SERVICE_EVENTS = frozenset({STATUS_CHANGED_EVENT, ASSIGNED_EVENT})
+
+EraseProgressCallback = Callable[[str, int, int], None]  # (step, done, total)
+
+
+@dataclass
+class Erasure:
+    messages_anonymized: int = 0  # written by the user
+    notices_rewritten: int = 0  # SYSTEM notices by others that named the user ("u1 was assigned by …")
+    participations_removed: int = 0
+    conversations_pseudonymized: int = 0  # created by the user
+    conversation_ids: set[str] = dataclasses.field(default_factory=set)  # every conversation any of the above touched
+
+    @property
+    def conversations_touched(self) -> int:
+        return len(self.conversation_ids)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.conversation_ids)
+
+
+def _is_service_notice(message: Message) -> bool:
+    return (
+        message.message_type == MessageType.SYSTEM
+        and isinstance(message.metadata, dict)
+        and message.metadata.get("event") in SERVICE_EVENTS
+    )
+
+
+def _replace_id(value: Any, user_id: str) -> Any:
+    """`value` with every string equal to `user_id` (and, in text, every whitespace-delimited
+    occurrence of it) replaced by the pseudonym; other text is left as it is."""
+    if isinstance(value, dict):
+        return {key: _replace_id(item, user_id) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_id(item, user_id) for item in value]
+    if isinstance(value, str):
+        return re.sub(rf"(?<!\S){re.escape(user_id)}(?!\S)", ERASED_USER_ID, value)
+    return value
+
+
+def _anonymize(message: Message, user_id: str, now: datetime) -> None:
+    if _is_service_notice(message):
+        # Generated text, not the user's words: keep what happened, drop who.
+        message.content = _replace_id(message.content, user_id)
+        message.metadata = _replace_id(message.metadata, user_id)
+    else:
+        message.content = ERASED_CONTENT
+        message.metadata = {}
+        if message.message_type == MessageType.FILE:
+            message.message_type = MessageType.TEXT  # a FILE without its url and name breaks clients
+    message.sender_id = ERASED_USER_ID
+    message.client_message_id = None  # the user's key; also frees the idempotency index for the pseudonym
+    message.updated_at = now
+
+
+ANONYMIZED_FIELDS = ["sender_id", "content", "metadata", "client_message_id", "message_type", "updated_at"]
+
+
+def user_erase(
+    *,
+    user_id: str,
+    dry_run: bool = False,
+    batch_size: int = ERASE_BATCH_SIZE,
+    on_progress: EraseProgressCallback | None = None,
+) -> Erasure:
+    """Erase a user's personal data from the chat, keeping conversations readable for the others.
+
+    - Messages they wrote: content becomes ERASED_CONTENT, metadata and clientMessageId are cleared,
+      the sender becomes ERASED_USER_ID (FILE messages become TEXT). The SYSTEM notices services
+      generated for their actions keep their text with the id replaced ("Conversation closed by
+      erased-user"), as do other staff's notices that named them ("erased-user was assigned by agent1").
+    - Their participations are removed (their read state goes with them); conversations they were staff
+      in lose one from admin_count, so one with no staff left returns to the unassigned queue.
+    - Conversations they created: created_by becomes ERASED_USER_ID, subject and metadata are cleared.
+    Status, sequence numbers and activity times are not changed, and nothing is broadcast: erasure is
+    not activity. Free text others wrote is theirs and is not rewritten.
+
+    Batches commit one by one, in this order (notices are found through the user's staff participations,
+    which are removed after them): a run that stops half-way is completed by running it again, and a
+    run after a complete one finds nothing. A dry run counts exactly what a run would change.
+    """
+    if not user_id.strip():
+        raise ServiceError("A user id is required.", code="required")
+    if user_id in RESERVED_USER_IDS:
+        raise PermissionDenied(f"{user_id!r} is reserved by the service, not a user.", code="reserved_user_id")
+    erasure = Erasure()
+
+    def progress(step: str, done: int, total: int) -> None:
+        if on_progress is not None:
+            on_progress(step, done, total)
+
+    # 1. Messages they wrote.
+    written = Message.objects.filter(sender_id=user_id)
+    total = written.count()
+    for batch in selectors.in_pk_batches(written, batch_size):
+        now = timezone.now()
+        for message in batch:
+            _anonymize(message, user_id, now)
+            erasure.conversation_ids.add(message.conversation_id)
+        if not dry_run:
+            with atomic():
+                Message.objects.bulk_update(batch, ANONYMIZED_FIELDS)
+        erasure.messages_anonymized += len(batch)
+        progress("messages anonymized", erasure.messages_anonymized, total)
+
+    # 2. Notices by others naming them. Only an assignment names someone other than its sender, and it is
+    # recorded only when it makes that person an ADMIN participant; so their staff conversations hold
+    # every such notice (found without a JSON lookup, which MongoDB's backend does not do reliably).
+    staff_in = Participant.objects.filter(user_id=user_id, role=Role.ADMIN)
+    total, scanned = staff_in.count(), 0
+    for batch in selectors.in_pk_batches(staff_in, batch_size):
+        notices = Message.objects.filter(
+            conversation_id__in=[p.conversation_id for p in batch], message_type=MessageType.SYSTEM
+        ).exclude(sender_id=user_id)  # their own were step 1 (in a dry run they still carry their id)
+        for notice_batch in selectors.in_pk_batches(notices, batch_size):
+            now = timezone.now()
+            named = [m for m in notice_batch if _is_service_notice(m) and m.metadata.get("adminId") == user_id]
+            for message in named:
+                message.content = _replace_id(message.content, user_id)
+                message.metadata = _replace_id(message.metadata, user_id)
+                message.updated_at = now
+                erasure.conversation_ids.add(message.conversation_id)
+            if named and not dry_run:
+                with atomic():
+                    Message.objects.bulk_update(named, ["content", "metadata", "updated_at"])
+            erasure.notices_rewritten += len(named)
+        scanned += len(batch)
+        progress("staff conversations scanned for notices", scanned, total)
+
+    # 3. Participations.
+    participations = Participant.objects.filter(user_id=user_id)
+    total = participations.count()
+    for batch in selectors.in_pk_batches(participations, batch_size):
+        staffed = [p.conversation_id for p in batch if p.role == Role.ADMIN]
+        erasure.conversation_ids.update(p.conversation_id for p in batch)
+        if not dry_run:
+            with atomic():
+                Participant.objects.filter(pk__in=[p.pk for p in batch]).delete()
+                # One row per (conversation, user), so each conversation loses exactly one admin.
+                Conversation.objects.filter(pk__in=staffed, admin_count__gt=0).update(admin_count=F("admin_count") - 1)
+        erasure.participations_removed += len(batch)
+        progress("participations removed", erasure.participations_removed, total)
+
+    # 4. Conversations they created.
+    created = Conversation.objects.filter(created_by=user_id)
+    total = created.count()
+    for batch in selectors.in_pk_batches(created, batch_size):
+        ids = [c.pk for c in batch]
+        erasure.conversation_ids.update(ids)
+        if not dry_run:
+            with atomic():
+                Conversation.objects.filter(pk__in=ids).update(created_by=ERASED_USER_ID, subject=None, metadata={})
+        erasure.conversations_pseudonymized += len(batch)
+        progress("conversations pseudonymized", erasure.conversations_pseudonymized, total)
+    return erasure

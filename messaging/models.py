@@ -9,6 +9,8 @@ from chatservice.ids import ID_MAX_LENGTH, MESSAGE_PREFIX, new_id
 from conversations.models import USER_ID_MAX_LENGTH, Conversation, Role
 
 CLIENT_MESSAGE_ID_MAX_LENGTH = 64
+# Every idempotency key sorts above this (keys are never empty): the partial index condition.
+IDEMPOTENCY_KEY_FLOOR = ""
 
 
 class MessageType(models.TextChoices):
@@ -44,10 +46,12 @@ class Message(models.Model):
         constraints = [
             # Also the index behind every history page: (conversation, seq) range scans.
             models.UniqueConstraint(fields=["conversation", "seq"], name="message_conversation_seq_uniq"),
-            # The client's key first: a batch looks its keys up with one IN list on this index.
+            # The client's key first: a batch looks its keys up with one IN list on this index. Only
+            # messages with a key are indexed; the condition is `> ''` rather than `IS NOT NULL` because
+            # MongoDB's partial indexes take no null test (keys are never empty: the API refuses that).
             models.UniqueConstraint(
                 fields=["client_message_id", "conversation", "sender_id"],
-                condition=models.Q(client_message_id__isnull=False),
+                condition=models.Q(client_message_id__gt=IDEMPOTENCY_KEY_FLOOR),
                 name="message_idempotency_key_uniq",
             ),
         ]

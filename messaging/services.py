@@ -13,16 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection
+from django.db import IntegrityError, connection
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from chatservice.authentication import Principal
-from chatservice.db import TRANSIENT_ATTEMPTS, atomic, is_transient
+from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, ServiceError
 from conversations.models import Conversation, ConversationStatus, Participant, Role
-from messaging.models import Message, MessageType, new_message_id
+from messaging.models import IDEMPOTENCY_KEY_FLOOR, Message, MessageType, new_message_id
 from realtime.broadcast import publish_on_commit
 from realtime.events import MessagesEvent, StoredMessage, message_item, messages_event
 
@@ -168,7 +168,9 @@ def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str
     # sender are matched below. (Constraining all three columns with IN lists made SQLite probe their
     # cross product.)
     rows = Message.objects.filter(
-        client_message_id__in={r.client_message_id for r in keyed}, client_message_id__isnull=False
+        # The index's own condition, repeated: SQLite uses a partial index only for queries that state it.
+        client_message_id__in={r.client_message_id for r in keyed},
+        client_message_id__gt=IDEMPOTENCY_KEY_FLOOR,
     )
     return {(m.conversation_id, m.sender_id, m.client_message_id): m for m in rows}
 
@@ -204,20 +206,20 @@ def messages_store(
         pending.append(index)
     if not pending:
         return results, []  # type: ignore[return-value]
+
+    @retry_transient
+    def store_pending() -> tuple[list[Message | ServiceError], list[Publication]]:
+        with atomic():
+            _join_staff([requests[i] for i in pending])
+            stored, events = _append([requests[i] for i in pending])
+            if on_stored is not None:
+                for index, result in zip(pending, stored, strict=True):
+                    if isinstance(result, Message):
+                        on_stored(index, result)
+        return stored, events
+
     try:
-        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-            try:
-                with atomic():
-                    _join_staff([requests[i] for i in pending])
-                    stored, events = _append([requests[i] for i in pending])
-                    if on_stored is not None:
-                        for index, result in zip(pending, stored, strict=True):
-                            if isinstance(result, Message):
-                                on_stored(index, result)
-                break
-            except OperationalError as exc:
-                if attempt == TRANSIENT_ATTEMPTS or not is_transient(exc):
-                    raise
+        stored, events = store_pending()
     except IntegrityError:
         if len(pending) == 1:
             raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt
@@ -15,6 +15,7 @@ from chatservice.devkeys import generate_rsa_keypair
 from conversations import services as conversation_services
 from conversations.models import Conversation
 from tests.helpers import USER
+from tests.mongo_offline import compile_check
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,27 @@ def close_websocket_db_pool(django_db_setup, django_db_blocker):
     from realtime.consumers import close_db_pool
 
     close_db_pool()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mongo_compile_check(django_db_blocker) -> Iterator[None]:
+    """On SQL databases, also compile every chat query with django-mongodb-backend (see compile_check);
+    against a real MongoDB the suite itself is the check."""
+    if settings.DATABASES["default"]["ENGINE"] == "django_mongodb_backend":
+        yield
+        return
+    with django_db_blocker.unblock():
+        compile_check.register()
+    with compile_check.installed():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_query_that_mongodb_rejects(mongo_compile_check) -> Iterator[None]:
+    compile_check.take_rejections()
+    yield
+    rejected = compile_check.take_rejections()
+    assert not rejected, "django-mongodb-backend rejects queries this test ran:\n" + "\n".join(rejected)
 
 
 @pytest.fixture(scope="session")

@@ -111,13 +111,39 @@ def test_postgres_url(scheme):
 
 
 @pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("mongodb://localhost:27017/chat_test", "chat_test"),
+        ("mongodb://chat:s3cret@mongo1:27017,mongo2:27017/chat?replicaSet=rs0&authSource=admin", "chat"),
+        ("mongodb://mongo:27017/chat?replicaSet=rs0", "chat"),
+        # SRV URLs are not resolved at start-up: the lookup happens on the first connection.
+        ("mongodb+srv://chat:pw@cluster0.example.mongodb.net/chat?retryWrites=true&w=majority", "chat"),
+    ],
+)
+def test_mongodb_urls_select_django_mongodb_backend(url, name):
+    config = load_config({**PROD, "DATABASE_URL": url})
+    assert config.database_url_scheme == "mongodb"
+    # The backend takes the whole connection string (credentials, hosts, options) as HOST.
+    assert config.database == {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": name}
+
+
+@pytest.mark.parametrize(
     ("url", "message"),
     [
         ("mysql://u:p@h/db", "not supported"),
         ("nonsense", "not supported"),
         ("postgres://u:p@host", "needs a database name"),
         ("sqlite://", "needs a file path"),
-        ("mongodb://localhost:27017/chat", "MongoDB is not supported by this build yet"),
+        ("mongodb://localhost:27017", "mongodb URL needs a database name"),
+        ("mongodb://localhost:27017/", "mongodb URL needs a database name"),
+        ("mongodb://", "malformed: Must provide at least one hostname"),
+        ("mongodb://localhost:notaport/chat", "malformed: Port contains non-digit characters"),
+        ("mongodb://localhost:27017/ch at", "malformed: Bad database name"),
+        ("mongodb://localhost/chat?connectTimeoutMS=soon", "malformed: connecttimeoutms must be an integer"),
+        ("mongodb://localhost/chat?replicaSett=rs0", "malformed: Unknown option: replicasett"),
+        ("mongodb+srv://a.example.com:27017/chat", "malformed: mongodb\\+srv:// URIs must not include a port"),
+        ("mongodb+srv://a.example.com,b.example.com/chat", "malformed: mongodb\\+srv:// URIs must include one"),
+        ("mongodb://u:p@w@host/chat", "malformed"),
     ],
 )
 def test_bad_database_urls_are_refused(url, message):

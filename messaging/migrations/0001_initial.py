@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='conversations.conversation')),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('conversation', 'seq'), name='message_conversation_seq_uniq'), models.UniqueConstraint(condition=models.Q(('client_message_id__isnull', False)), fields=('client_message_id', 'conversation', 'sender_id'), name='message_idempotency_key_uniq')],
+                'constraints': [models.UniqueConstraint(fields=('conversation', 'seq'), name='message_conversation_seq_uniq'), models.UniqueConstraint(condition=models.Q(('client_message_id__gt', '')), fields=('client_message_id', 'conversation', 'sender_id'), name='message_idempotency_key_uniq')],
             },
         ),
     ]

@@ -1,0 +1,50 @@
+"""manage.py check_dependencies [--timeout S]: the /health probes for orchestration (exit 0 or 1)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from chatservice.health import HEALTH_CHECK_TIMEOUT_S, failing, run_checks
+
+# Longest --timeout accepted: orchestrators kill probes long before this, so more is a typo.
+MAX_TIMEOUT_S = 300.0
+
+
+def timeout_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= MAX_TIMEOUT_S:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {text}")
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Check every dependency with the same round trips as GET /health: the database (an ORM read) and "
+        "the channel layer (a message sent to and received from a channel; Redis when REDIS_URL is set). "
+        "Prints one line per dependency; exits 0 when all answer within --timeout, 1 naming those that do "
+        "not. Meant for container health checks and start-up ordering."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--timeout",
+            type=timeout_seconds,
+            default=HEALTH_CHECK_TIMEOUT_S,
+            help=f"seconds each dependency may take (default {HEALTH_CHECK_TIMEOUT_S:g}, as for /health)",
+        )
+
+    def handle(self, *args: Any, timeout: float, verbosity: int, **options: Any) -> None:
+        results = async_to_sync(run_checks)(timeout)
+        if verbosity >= 1:
+            for name, state in results.items():
+                self.stdout.write(f"{name}: {state}")
+        down = failing(results)
+        if down:
+            raise CommandError("unavailable: " + ", ".join(f"{name} ({results[name]})" for name in down))

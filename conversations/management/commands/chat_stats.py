@@ -1,0 +1,72 @@
+"""manage.py chat_stats [--json]"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from conversations.selectors import ChatStats, chat_stats
+from realtime.events import iso
+
+
+class Command(BaseCommand):
+    help = (
+        "Print conversations by status, the total number of messages, the unassigned queue (ACTIVE "
+        "conversations no staff member takes part in) and its oldest conversation with its age. "
+        "--json prints one JSON object (camelCase, like the API) for machines."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object instead of text")
+
+    def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
+        stats = chat_stats()
+        self.stdout.write(render_json(stats) if as_json else render_text(stats))
+
+
+def render_json(stats: ChatStats) -> str:
+    oldest = stats.oldest_unassigned
+    return json.dumps(
+        {
+            "conversations": {"total": stats.conversations, "byStatus": stats.by_status},
+            "messages": stats.messages,
+            "unassignedActive": stats.unassigned_active,
+            "oldestUnassigned": oldest
+            and {
+                "conversationId": oldest.conversation_id,
+                "createdAt": iso(oldest.created_at),
+                "ageSeconds": int(oldest.age.total_seconds()),
+            },
+        }
+    )
+
+
+def render_text(stats: ChatStats) -> str:
+    statuses = ", ".join(f"{status} {count}" for status, count in stats.by_status.items())
+    oldest = stats.oldest_unassigned
+    lines = [
+        f"Conversations: {stats.conversations} ({statuses})",
+        f"Messages: {stats.messages}",
+        f"Unassigned ACTIVE conversations: {stats.unassigned_active}",
+        "Oldest unassigned: "
+        + (
+            f"{oldest.conversation_id}, opened {format_age(oldest.age)} ago ({iso(oldest.created_at)})"
+            if oldest
+            else "none"
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def format_age(delta: timedelta) -> str:
+    """The two largest non-zero units, e.g. '3d 4h', '2h 5m', '42s': enough to judge a queue at a glance."""
+    seconds = max(int(delta.total_seconds()), 0)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
