@@ -8,10 +8,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatservice.settings")
+
+from django.conf import settings
+
+from chatservice import telemetry
+
+# Tracing first: the Django instrumentation adds its middleware before Django builds the chain.
+telemetry.configure(settings.CONFIG.tracing)
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
-
-from django.conf import settings  # noqa: E402
 
 from chatservice.asgi_middleware import BodySizeLimitMiddleware  # noqa: E402
 from realtime.auth import QueryTokenAuthMiddleware  # noqa: E402

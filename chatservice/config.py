@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 
@@ -44,12 +45,26 @@ CHANNEL_LAYERS = frozenset({"pubsub", "core"})
 # how often each worker checks its sockets for messages whose event was lost (seconds).
 WS_TUNING = {"WS_DB_THREADS": 8, "WS_GAP_SWEEP_S": 10}
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+# Shortest METRICS_TOKEN accepted: a scrape secret short enough to guess protects nothing.
+MIN_METRICS_TOKEN_LENGTH = 16
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 
 class ConfigError(Exception):
     """A configuration problem; its message is one line an operator can act on."""
+
+
+# Where an OTLP/HTTP collector listens by default, and the path it takes traces on.
+DEFAULT_OTLP_TRACES_URL = "http://localhost:4318/v1/traces"
+OTLP_TRACES_PATH = "/v1/traces"
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    enabled: bool
+    endpoint: str  # the full traces URL the exporter posts to
+    service_name: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,44 @@ class Config:
     max_message_length: int
     ws_rates: dict[str, float]
     ws_tuning: dict[str, int]
+    tracing: TracingConfig
+    # The bearer token Prometheus presents at GET /metrics; None keeps /metrics a 404. Not in repr().
+    metrics_token: str | None = field(repr=False)
+
+
+def _http_url(name: str, raw: str) -> str:
+    parsed = urlsplit(raw)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
+    if parsed.query or parsed.fragment:
+        raise ConfigError(f"{name} must not carry a query string or fragment")
+    return raw
+
+
+def otlp_traces_url(raw: str | None) -> str:
+    """The seed gives OTEL_EXPORTER_OTLP_ENDPOINT as the full `/v1/traces` URL; the OpenTelemetry
+    standard gives the collector's base URL, to which the traces path is appended. Both are accepted."""
+    if raw is None:
+        return DEFAULT_OTLP_TRACES_URL
+    parsed = urlsplit(_http_url("OTEL_EXPORTER_OTLP_ENDPOINT", raw))
+    path = parsed.path.rstrip("/")
+    if not path.endswith(OTLP_TRACES_PATH):
+        path += OTLP_TRACES_PATH
+    return urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
+
+
+def _tracing(environ: Mapping[str, str]) -> TracingConfig:
+    # OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, the standard's signal-specific form, is a full URL and wins.
+    explicit = _optional(environ, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if explicit is not None:
+        endpoint = _http_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", explicit)
+    else:
+        endpoint = otlp_traces_url(_optional(environ, "OTEL_EXPORTER_OTLP_ENDPOINT"))
+    return TracingConfig(
+        enabled=_bool(environ, "OTEL_TRACES_ENABLED", False),
+        endpoint=endpoint,
+        service_name=_optional(environ, "OTEL_SERVICE_NAME") or "chat-service",
+    )
 
 
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -197,6 +250,20 @@ def _validate_public_key(pem: str) -> None:
         raise ConfigError("JWT public key is not a valid PEM public key") from None
 
 
+def _metrics_token(environ: Mapping[str, str]) -> str | None:
+    """Unset or empty: metrics stay private (404). The value itself never appears in an error."""
+    token = _optional(environ, "METRICS_TOKEN")
+    if token is None:
+        return None
+    if len(token) < MIN_METRICS_TOKEN_LENGTH:
+        raise ConfigError(
+            f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise ConfigError("METRICS_TOKEN must be printable ASCII without spaces (it travels in an HTTP header)")
+    return token
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     # Development is the default so `make run` works on a fresh machine; production sets
@@ -265,6 +332,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             name: _int(env, f"CHAT_{name}", default, minimum=0 if name == "WS_DB_THREADS" else 1, maximum=256)
             for name, default in WS_TUNING.items()
         },
+        tracing=_tracing(env),
+        metrics_token=_metrics_token(env),
         ws_rates={
             name: _int(env, f"CHAT_{name}", default, minimum=1, maximum=10_000) for name, default in WS_RATES.items()
         },

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -39,21 +41,61 @@ async def check_database() -> None:
     await sync_to_async(_database_round_trip, thread_sensitive=False)()
 
 
-# One probe channel per worker and event loop: the pub/sub layer subscribes to every new channel and
-# unsubscribes only when a receive is cancelled, so a new channel per probe would leak subscriptions.
-_probe_channels: dict[int, str] = {}
+# A probe channel's reader whose receive failed (Redis away) tries again after this; probes time out
+# and report the outage meanwhile.
+PROBE_READ_RETRY_S = 0.5
+
+
+class _ProbeChannel:
+    """One probe channel per worker, event loop and layer, read by one long-lived task.
+
+    A timed-out probe must not cancel the layer's receive(): the pub/sub layer unsubscribes a channel
+    whose receive is cancelled, and the next probe's ping, published before its receive() subscribes
+    again, is lost. After one Redis outage every later probe timed out, and /health stayed 503 with Redis
+    back (tests/test_observability_ops.py). So probes only wait for their own ping, by id; the reader
+    keeps the subscription, which redis-py renews on reconnecting. One channel for the worker's life:
+    the pub/sub layer subscribes to every new channel, so a channel per probe would leak subscriptions.
+    """
+
+    def __init__(self, layer: Any, channel: str) -> None:
+        self.layer = layer
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+        self.reader = self.loop.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception:
+                await asyncio.sleep(PROBE_READ_RETRY_S)
+                continue
+            waiter = self.waiting.pop(message.get("id"), None)  # a late ping of a timed-out probe: dropped
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    async def ping(self) -> None:
+        ping_id = uuid.uuid4().hex
+        self.waiting[ping_id] = arrived = self.loop.create_future()
+        try:
+            await self.layer.send(self.channel, {"type": "health.ping", "id": ping_id})
+            await arrived
+        finally:
+            self.waiting.pop(ping_id, None)
+
+
+_probe_channels: dict[int, _ProbeChannel] = {}
 
 
 async def check_channel_layer() -> None:
     layer = get_channel_layer()
-    loop = id(asyncio.get_running_loop())
-    if loop not in _probe_channels:
-        _probe_channels[loop] = await layer.new_channel("health.")
-    channel = _probe_channels[loop]
-    await layer.send(channel, {"type": "health.ping"})
-    message = await layer.receive(channel)
-    if message.get("type") != "health.ping":
-        raise RuntimeError("channel layer returned a different message")
+    loop = asyncio.get_running_loop()
+    probe = _probe_channels.get(id(loop))
+    # A loop's id can be reused once it is closed, and tests swap layers: check both, and the reader.
+    if probe is None or probe.loop is not loop or probe.layer is not layer or probe.reader.done():
+        probe = _probe_channels[id(loop)] = _ProbeChannel(layer, await layer.new_channel("health."))
+    await probe.ping()
 
 
 # Names as /health reports them (camelCase, like the rest of the API).

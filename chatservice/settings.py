@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from chatservice.config import BASE_DIR, ConfigError, load_config
@@ -149,6 +150,8 @@ CHAT = {
     "DEV_PRIVATE_KEY_PATH": CONFIG.dev_private_key_path,
     "MAX_MESSAGE_LENGTH": CONFIG.max_message_length,
     "REDIS_URL": CONFIG.redis_url,
+    # GET /metrics answers only a request bearing this token; None: 404 (chatservice.views.metrics).
+    "METRICS_TOKEN": CONFIG.metrics_token,
     **CONFIG.ws_tuning,
     **CONFIG.ws_rates,
 }
@@ -181,10 +184,36 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "chatservice.schema.seed_paths"],
 }
 
+# One JSON object per line on stderr (chatservice.logs), for every logger. Daphne's access log is not a
+# logger: Daphne writes it as text to stdout, so stderr holds only JSON.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"trace_context": {"()": "chatservice.logs.TraceContextFilter"}},
+    "formatters": {"json": {"()": "chatservice.logs.JsonFormatter"}},
+    "handlers": {
+        # Its level is LOG_LEVEL too: loggers opened lower for a reason of their own still print nothing below.
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["trace_context"],
+            "level": CONFIG.log_level,
+        },
+        "channel_layer_drops": {"class": "chatservice.metrics.ChannelLayerDropCounter"},
+    },
     "root": {"handlers": ["console"], "level": CONFIG.log_level},
+    "loggers": {
+        # Django's defaults give these plain-text handlers of their own; here they go through the root's.
+        "django": {"handlers": [], "level": CONFIG.log_level, "propagate": True},
+        "django.server": {"handlers": [], "level": CONFIG.log_level, "propagate": True},
+        # Its DEBUG records carry statement parameters, i.e. message content: never below INFO.
+        "django.db.backends": {"level": "INFO" if CONFIG.log_level == "DEBUG" else CONFIG.log_level},
+        # Opened to INFO (at least) for its over-capacity record, counted as chat_channel_layer_drops_total.
+        "channels_redis.core": {
+            "level": "DEBUG" if CONFIG.log_level == "DEBUG" else "INFO",
+            "handlers": ["channel_layer_drops"],
+        },
+    },
 }
+# Python's warnings (a deprecation at start-up, say) become WARNING records of "py.warnings": JSON as well.
+logging.captureWarnings(True)

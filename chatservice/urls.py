@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from chatservice.ids import ID_PATTERN
-from chatservice.views import health
+from chatservice.views import health, live, metrics
 from conversations.views import ConversationViewSet
 from messaging.views import MessageViewSet
 
@@ -16,7 +16,9 @@ router.register("conversations", ConversationViewSet, basename="conversation")
 messages = MessageViewSet.as_view({"get": "list", "post": "create"})
 
 urlpatterns = [
+    path("live", live, name="live"),
     path("health", health, name="health"),
+    path("metrics", metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(

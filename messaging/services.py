@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from chatservice import metrics
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, ServiceError
@@ -121,6 +123,8 @@ def _append(
         return results, []
     Message.objects.bulk_create(messages)
     Participant.objects.advance_watermarks(watermarks)
+    # Counted when durable: a rolled-back (or retried) transaction discards this with its other work.
+    transaction.on_commit(partial(metrics.messages_persisted, len(messages)))
     stored: dict[str, list[StoredMessage]] = defaultdict(list)
     for message in messages:  # already in sequence order within each conversation
         item = message_item(message)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from chatservice import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,9 @@ PUBLISH_ATTEMPTS = 2
 # and every publish holds a Redis connection until answered.
 MAX_CONCURRENT_PUBLISHES = 64
 _publish_slots: dict[int, asyncio.Semaphore] = {}
+# Every published event carries the publisher's wall-clock time under this key: receivers measure the
+# fan-out latency from it (chat_fanout_latency_seconds).
+PUBLISHED_AT = "publishedAt"
 
 
 def _slots() -> asyncio.Semaphore:
@@ -46,13 +52,15 @@ async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    message = {**event, PUBLISHED_AT: time.time()}
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
             async with _slots():
-                await layer.group_send(conversation_group(conversation_id), dict(event))
+                await layer.group_send(conversation_group(conversation_id), message)
             return
         except Exception as exc:  # the write already succeeded; receivers recover it from the database
             if attempt == PUBLISH_ATTEMPTS:
+                metrics.layer_dropped("publish_failed")
                 logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
 
 

@@ -37,6 +37,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http.request import split_domain_port, validate_host
 from rest_framework import serializers
 
+from chatservice import metrics
 from chatservice.authentication import Principal, principal_for_staff
 from chatservice.errors import ServiceError, first_error
 from conversations import services as conversation_services
@@ -46,7 +47,7 @@ from messaging import services as message_services
 from messaging.models import Message
 from messaging.serializers import MessageInput
 from realtime import events
-from realtime.broadcast import conversation_group, publish
+from realtime.broadcast import PUBLISHED_AT, conversation_group, publish
 from realtime.presence import PRESENCE_REFRESH_S, get_presence
 from realtime.ratelimit import TokenBucket
 
@@ -128,6 +129,12 @@ class FrameError(Exception):
 # DRF deep-copying every field per frame (7 % of a worker under load). Used on the event loop only.
 MESSAGE_INPUT = MessageInput()
 READ_INPUT = ReadInput()
+
+
+def _error(code: str, message: str) -> events.ErrorFrame:
+    """Every `error` frame is built here, so each one is counted (chat_ws_error_frames_total)."""
+    metrics.error_frame(code)
+    return events.error_frame(code, message)
 
 
 def _validated(serializer: serializers.Serializer, frame: dict[str, Any]) -> dict[str, Any]:
@@ -348,14 +355,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # handshake completes only then, so "open" means "live from here" for the client.
         await self.channel_layer.group_add(conversation_group(self.conversation_id), self.channel_name)
         self.joined = True
+        metrics.socket_opened()  # paired with socket_closed() in disconnect, which runs once joined
         sweeper().add(self)
         last_message_id = self._query_param("lastMessageId")
         last_seq, cursor = await db(_cursor)(self.conversation_id, last_message_id)
         await self.accept()
+        logger.info("websocket opened", extra=self._log_fields())
         if last_message_id and cursor is None:
-            await self._send_frame(
-                events.error_frame("invalid_cursor", "lastMessageId is not a message of this conversation.")
-            )
+            await self._send_frame(_error("invalid_cursor", "lastMessageId is not a message of this conversation."))
         if cursor is None:
             self.delivered = last_seq
         else:
@@ -376,6 +383,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not getattr(self, "joined", False):
             return
         self.joined = False
+        metrics.socket_closed()
+        logger.info("websocket closed", extra={**self._log_fields(), "close_code": code})
         sweeper().remove(self)
         _release_user_bucket(self.principal.user_id)
         await self.channel_layer.group_discard(conversation_group(self.conversation_id), self.channel_name)
@@ -396,9 +405,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         try:
             await self._handle(text_data, bytes_data)
         except FrameError as exc:
-            await self._send_frame(events.error_frame(exc.code, exc.message))
+            await self._send_frame(_error(exc.code, exc.message))
         except ServiceError as exc:
-            await self._send_frame(events.error_frame(exc.code, exc.detail))
+            await self._send_frame(_error(exc.code, exc.detail))
 
     async def _handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if text_data is None:
@@ -421,13 +430,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise FrameError("unknown_type", "type must be one of message, typing, read, ping.")
         await handler(frame)
 
-    def _spend(self, bucket: TokenBucket) -> None:
+    def _spend(self, bucket: TokenBucket, kind: metrics.RateLimitKind) -> None:
         if not bucket.take():
+            metrics.rate_limited(kind)
             raise FrameError("rate_limited", f"Too many frames; retry in {bucket.retry_after():.1f} s.")
 
     async def _on_message(self, frame: dict[str, Any]) -> None:
-        self._spend(self.bucket)
-        self._spend(self.user_bucket)
+        self._spend(self.bucket, "message")
+        self._spend(self.user_bucket, "user")
         fields = _validated(MESSAGE_INPUT, frame)
         # Not awaited: the socket goes on delivering others' messages while its own is being stored.
         send_batcher().submit(
@@ -448,10 +458,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     def _on_stored(self, result: Any) -> None:
         """The result of this socket's send, on the event loop, before the message's event goes out."""
         if isinstance(result, ServiceError):
-            frame: Any = events.error_frame(result.code, result.detail)
+            frame: Any = _error(result.code, result.detail)
         elif isinstance(result, BaseException):
             logger.error("storing a message failed: %s", type(result).__name__)
-            frame = events.error_frame("unavailable", "The message could not be stored; retry.")
+            frame = _error("unavailable", "The message could not be stored; retry.")
         else:
             message = result.message
             if message.seq > self.delivered:
@@ -465,7 +475,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         is_typing = frame.get("isTyping")
         if not isinstance(is_typing, bool):
             raise FrameError("invalid", "isTyping must be true or false.")
-        self._spend(self.typing_bucket)
+        self._spend(self.typing_bucket, "typing")
         if is_typing:
             if self.typing_timer is not None:
                 self.typing_timer.cancel()
@@ -492,7 +502,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         )
 
     async def _on_read(self, frame: dict[str, Any]) -> None:
-        self._spend(self.bucket)
+        self._spend(self.bucket, "read")
         fields = _validated(READ_INPUT, frame)
         await db(conversation_services.participant_mark_read)(
             conversation=Conversation(pk=self.conversation_id),
@@ -515,6 +525,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- events from the channel layer
 
     async def chat_messages(self, event: events.MessagesEvent) -> None:
+        published_at = event.get(PUBLISHED_AT)  # set by realtime.broadcast.publish
         for item in event["messages"]:
             seq = item["seq"]
             if seq <= self.delivered:
@@ -523,6 +534,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 await self._deliver_upto(seq - 1)
             if seq == self.delivered + 1 and self._advance(seq):
                 await self._send_frame(events.message_frame(item["payload"], own_send=False))
+                if published_at is not None:
+                    metrics.fanout_delivered(published_at)
 
     async def chat_frame(self, event: events.FrameEvent) -> None:
         if event.get("skipUserId") and event["skipUserId"] == self.principal.user_id:
@@ -592,7 +605,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         domain, _ = split_domain_port(host)
         return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
+    def _log_fields(self) -> dict[str, Any]:
+        """Who and where, for connection logs: ids only, never the token or anything a client wrote."""
+        principal = getattr(self, "principal", None)
+        return {"user_id": principal.user_id if principal else None, "conversation_id": self.conversation_id}
+
     async def _refuse(self, code: int) -> None:
+        logger.info("websocket refused", extra={**self._log_fields(), "close_code": code})
         # Accept then close: a close code reaches browsers only after the handshake succeeded.
         await self.accept()
         await self.close(code=code)

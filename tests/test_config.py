@@ -176,6 +176,29 @@ def test_port_and_log_level():
     assert (config.port, config.log_level) == (8080, "DEBUG")
 
 
+def test_metrics_token_is_off_by_default_and_kept_out_of_repr():
+    assert load_config(PROD).metrics_token is None
+    assert load_config({**PROD, "METRICS_TOKEN": "  "}).metrics_token is None  # empty: still off
+    token = "0123456789abcdef-scrape"
+    config = load_config({**PROD, "METRICS_TOKEN": f" {token} "})
+    assert config.metrics_token == token
+    assert token not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("short-token", "METRICS_TOKEN must be at least 16 characters"),
+        ("sixteen chars with spaces", "printable ASCII without spaces"),
+        ("non-ascii-tökén-of-some-length", "printable ASCII without spaces"),
+    ],
+)
+def test_bad_metrics_tokens_are_refused_without_echoing_them(token, message):
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_config({**PROD, "METRICS_TOKEN": token})
+    assert token not in str(refused.value)
+
+
 def test_development_defaults_generate_a_key_pair_once(monkeypatch, tmp_path):
     monkeypatch.setattr("chatservice.config.VAR_DIR", tmp_path)
     first = load_config({})
@@ -227,3 +250,44 @@ def test_mint_token_refuses_when_a_real_key_is_configured(tmp_path):
     )
     assert result.returncode != 0
     assert "only signs with the development key pair" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint"),
+    [
+        ({}, "http://localhost:4318/v1/traces"),
+        # The seed's form: the full traces URL.
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/v1/traces"}, "http://collector:4318/v1/traces"),
+        # The OpenTelemetry standard's form: the collector's base URL.
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "http://collector:4318/v1/traces"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otel.example/otlp/"}, "https://otel.example/otlp/v1/traces"),
+        # The signal-specific variable is a full URL and wins.
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://a:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://b/traces"},
+            "http://b/traces",
+        ),
+    ],
+)
+def test_otlp_endpoint_forms(env, endpoint):
+    tracing = load_config({**PROD, "OTEL_TRACES_ENABLED": "true", **env}).tracing
+    assert (tracing.enabled, tracing.endpoint, tracing.service_name) == (True, endpoint, "chat-service")
+
+
+def test_tracing_is_off_by_default_and_named_by_otel_service_name():
+    assert load_config(PROD).tracing.enabled is False
+    assert load_config({**PROD, "OTEL_SERVICE_NAME": "chat-eu"}).tracing.service_name == "chat-eu"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OTEL_TRACES_ENABLED": "sometimes"}, "OTEL_TRACES_ENABLED"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT must be an http"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "grpc://collector:4317"}, "must be an http"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/v1/traces?x=1"}, "must not carry a query string"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "ftp://c/x"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http"),
+    ],
+)
+def test_bad_tracing_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({**PROD, **env})

@@ -9,11 +9,11 @@ What can be proven is proven:
   Daphne's heartbeat; the proxy's upstreams are the worker services;
 - the image's build and run steps, replayed on a copy of the build context that honours .dockerignore:
   its collectstatic step, the migrate service's command and the image's Daphne command, probed by the
-  compose health check command;
+  compose health check command, which must keep passing while Redis is down (liveness, /live);
 - deploy/nginx.conf, run by the real nginx binary (rewritten only for the worker addresses, the listen
   port and the pid/log/temp paths) in front of two real Daphne workers sharing a real redis-server and
   one database: load balancing, WebSockets, the body limit, forwarded headers, admin login behind TLS,
-  failover and a graceful stop, and no token in nginx's logs.
+  failover and a graceful stop, /metrics kept off the public port, and no token in nginx's logs.
 """
 
 from __future__ import annotations
@@ -313,8 +313,13 @@ def test_the_proxy_balances_over_every_worker_service_on_the_port_daphne_binds()
         assert args.host == "0.0.0.0", f"{name}: daphne -b 0.0.0.0"  # noqa: S104
         expected.add(f"{name}:{args.port}")
     assert servers == expected, "nginx's upstream must list exactly the worker services"
+    answered_by_nginx = []
     for directive in http_block().one("server").all("location"):
+        if directive.value("return") is not None:
+            answered_by_nginx.append(directive.args)
+            continue
         assert directive.value("proxy_pass") == f"http://{upstream.args[0]}"
+    assert answered_by_nginx == [["=", "/metrics"]], "only /metrics is answered by the proxy itself"
     nginx_deps = services()["nginx"].get("depends_on", {})
     assert set(workers) <= set(nginx_deps), "nginx starts after the workers"
 
@@ -327,6 +332,35 @@ def test_every_long_running_service_has_a_health_check_and_a_restart_policy():
         test = svc.get("healthcheck", {}).get("test")
         assert test and test[0] in {"CMD", "CMD-SHELL"}, f"{name} has no health check"
         assert not svc["healthcheck"].get("disable"), name
+
+
+def probe_path(service: Mapping[str, Any]) -> str:
+    """The path a compose health check requests (the URL in its command)."""
+    (path,) = re.findall(r"https?://[^/\s'\"]+(/[^\s'\"]*)", " ".join(service["healthcheck"]["test"]))
+    return path
+
+
+def test_workers_are_probed_for_liveness_and_the_stack_for_readiness():
+    """A worker's health check (what gates nginx's start and what restart-on-unhealthy tooling acts on)
+    is /live, which needs no dependency; /health, with its MongoDB and Redis round trips, is probed
+    through the proxy: the stack's readiness. Workers start only once their dependencies are healthy."""
+    for name, svc in worker_services().items():
+        assert probe_path(svc) == "/live", name
+        assert {"mongo", "redis", "migrate"} <= set(svc["depends_on"]), name
+    assert probe_path(services()["nginx"]) == "/health"
+
+
+def test_prometheus_can_scrape_every_worker_by_its_service_name(dotenv):
+    """Prometheus reaches each worker as `<service>:8000` (README, "Metrics"): Django refuses a Host it
+    does not know, so every worker's name is an allowed host. /metrics is off unless METRICS_TOKEN is
+    set, and compose never requires it."""
+    for name, svc in worker_services().items():
+        config = load_config(resolved_environment(svc, dotenv))
+        assert set(worker_services()) <= set(config.allowed_hosts), name
+        assert config.metrics_token is None
+        assert raw_environment(svc)["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+        token = "a-scrape-token-of-32-characters!"
+        assert load_config(resolved_environment(svc, {**dotenv, "METRICS_TOKEN": token})).metrics_token == token
 
 
 def test_state_lives_in_named_volumes():
@@ -669,7 +703,7 @@ def image_env() -> dict[str, str]:
 def test_image_build_and_run_steps_work_on_the_build_context(build_context, dotenv, tmp_path):
     """The Dockerfile's collectstatic step, the migrate service's command and the image's Daphne
     command, run on a copy of the build context (what .dockerignore lets through), with the compose
-    environment; the worker's compose health check command is the readiness probe. Only the database,
+    environment; the worker's compose health check command is the liveness probe. Only the database,
     Redis, bind address and port differ from the containers."""
     (collect,) = [args for args in instructions("RUN") if "collectstatic" in args]
     subprocess.run(["/bin/sh", "-c", collect], cwd=build_context, env=image_env(), check=True, timeout=120)
@@ -705,12 +739,17 @@ def test_image_build_and_run_steps_work_on_the_build_context(build_context, dote
                 assert process.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)  # bounded start-up poll
-            assert "GET /health" in log.read_text()
+            assert "GET /live" in log.read_text()
             # Served from the context's own files: its collected static assets, its templates.
             static_url = f"http://127.0.0.1:{port}/static/admin/css/base.css"
             assert httpx.get(static_url, headers={"Host": "chat.example.com"}).status_code == 200
             login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", headers={"Host": "chat.example.com"})
             assert login.status_code == 200 and "CareForAll" in login.text
+            # Liveness, not readiness: with Redis gone the probe still passes while /health reports it.
+            redis.stop()
+            assert subprocess.run(probe, env=env, capture_output=True, timeout=30).returncode == 0
+            health = httpx.get(f"http://127.0.0.1:{port}/health", headers={"Host": "localhost"}, timeout=10)
+            assert (health.status_code, health.json()["failing"]) == (503, ["channelLayer"])
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) is not None
@@ -838,7 +877,12 @@ def stack(keys, tmp_path_factory):
     with ExitStack() as stack:
         redis = stack.enter_context(redis_server())
         path = tmp_path_factory.mktemp("db") / "chat.sqlite3"
-        dotenv = {"DJANGO_SECRET_KEY": "e2e-secret", "ALLOWED_HOSTS": "127.0.0.1", "JWT_PUBLIC_KEY": one_line(keys[1])}
+        dotenv = {
+            "DJANGO_SECRET_KEY": "e2e-secret",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "JWT_PUBLIC_KEY": one_line(keys[1]),
+            "METRICS_TOKEN": METRICS_TOKEN,
+        }
         env = {
             k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_", "REDIS_", "CHAT_"))
         }
@@ -859,6 +903,25 @@ class SimpleStack:
     worker_b: Server
     env: dict[str, str]
     redis_url: str
+
+
+METRICS_TOKEN = "scrape-token-for-the-e2e-stack"
+
+
+def test_metrics_are_served_by_workers_but_never_through_the_proxy(stack):
+    """With METRICS_TOKEN set on the workers, Prometheus' request works on a worker's own port; the same
+    request, or any spelling of the path nginx normalises, never leaves the proxy."""
+    bearer = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    direct = httpx.get(f"{stack.worker_a.url}/metrics", headers=bearer, timeout=10)
+    assert direct.status_code == 200 and "chat_messages_persisted_total" in direct.text
+    before = stack.worker_a.log().count("/metrics") + stack.worker_b.log().count("/metrics")
+    for path in ("/metrics", "//metrics", "/%6Detrics", "/metrics?format=text"):
+        response = httpx.get(f"{stack.proxy.url}{path}", headers=bearer, timeout=10)
+        assert (response.status_code, response.json()) == (404, {"detail": "Not found.", "code": "not_found"}), path
+    after = stack.worker_a.log().count("/metrics") + stack.worker_b.log().count("/metrics")
+    assert after == before, "no worker saw the proxied requests"
+    assert re.search(r'"GET /metrics HTTP/1\.1" 404 .* upstream=- ', stack.proxy.access_log())
+    assert METRICS_TOKEN not in stack.proxy.access_log() + stack.proxy.error_log()
 
 
 def mint(keys, proxy: Proxy, sub: str, role: str = "USER") -> str:

@@ -1,0 +1,111 @@
+"""Prometheus metrics of one worker process, served as text at GET /metrics (chatservice.views.metrics).
+
+Pull, not OTLP: each Daphne worker is its own scrape target and Prometheus sums across them, so no
+collector has to run beside the service and a worker that stops answering shows up as a failed scrape
+(`up == 0`). Values are per process and start at zero when the process starts; counters are meant for
+`rate()` / `increase()`, which handle those restarts.
+
+Call sites are one line: each hook below takes plain arguments. Label children are bound once (at import,
+or the first time an error code is seen), so a hook on the message path is a dict lookup and an increment
+under prometheus_client's lock: no label dict and no string formatting per message.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Literal
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# The `_created` series (one more timestamp per counter and histogram) double what a scrape carries and
+# tell nothing `process_start_time_seconds` does not: every series here is created at start-up.
+disable_created_metrics()
+
+# Upper bounds in seconds: fine around the 50 ms p99 target of the WebSocket benchmark, coarse beyond
+# one second, where a socket is being served from the gap sweep rather than live.
+FANOUT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+OPEN_SOCKETS = Gauge("chat_ws_connections", "WebSocket connections open on this worker (accepted and authorized).")
+MESSAGES_PERSISTED = Counter(
+    "chat_messages_persisted", "Messages committed to the database by this worker, whatever the transport."
+)
+FANOUT_LATENCY = Histogram(
+    "chat_fanout_latency_seconds",
+    "From publishing a stored message's event (after commit) to a receiving socket sending it to its client.",
+    buckets=FANOUT_BUCKETS_S,
+)
+ERROR_FRAMES = Counter("chat_ws_error_frames", "`error` frames sent to WebSocket clients, by code.", ["code"])
+RATE_LIMITED = Counter(
+    "chat_ws_rate_limited_frames",
+    "Inbound WebSocket frames refused by a rate limit, by the bucket that refused them.",
+    ["kind"],
+)
+LAYER_DROPS = Counter(
+    "chat_channel_layer_drops",
+    "Events the channel layer did not deliver: publishes that failed after the retry (reason=publish_failed, "
+    "one per event) and deliveries refused at a full channel, as channels-redis counts them (reason=over_capacity).",
+    ["reason"],
+)
+
+# The buckets of realtime.consumers: the per-socket one on message frames and on read frames, the
+# per-user one (message frames, shared by a user's sockets), the typing one.
+RateLimitKind = Literal["message", "read", "user", "typing"]
+RATE_LIMIT_KINDS: tuple[RateLimitKind, ...] = ("message", "read", "user", "typing")
+LayerDropReason = Literal["publish_failed", "over_capacity"]
+
+_rate_limited = {kind: RATE_LIMITED.labels(kind) for kind in RATE_LIMIT_KINDS}
+_layer_drops = {reason: LAYER_DROPS.labels(reason) for reason in ("publish_failed", "over_capacity")}
+# Codes are the service's own (frame, validation and service errors), never client text, so the label
+# set stays small; each code's child is bound the first time it is used.
+_error_frames: dict[str, Counter] = {}
+
+
+def socket_opened() -> None:
+    OPEN_SOCKETS.inc()
+
+
+def socket_closed() -> None:
+    OPEN_SOCKETS.dec()
+
+
+def messages_persisted(count: int) -> None:
+    """Call once a transaction that stored `count` messages has committed."""
+    MESSAGES_PERSISTED.inc(count)
+
+
+def fanout_delivered(published_at: float) -> None:
+    """A receiving socket has just sent a live message; `published_at` is the event's wall-clock time
+    (time.time() of the publisher, maybe another worker: clocks of different hosts add their skew)."""
+    FANOUT_LATENCY.observe(max(0.0, time.time() - published_at))
+
+
+def error_frame(code: str) -> None:
+    child = _error_frames.get(code)
+    if child is None:
+        child = _error_frames[code] = ERROR_FRAMES.labels(code)
+    child.inc()
+
+
+def rate_limited(kind: RateLimitKind) -> None:
+    _rate_limited[kind].inc()
+
+
+def layer_dropped(reason: LayerDropReason, count: int = 1) -> None:
+    _layer_drops[reason].inc(count)
+
+
+# channels-redis reports deliveries refused at a full channel (RedisChannelLayer's group_send) only by
+# logging this message, the count as its first argument; the handler below turns it into the counter.
+CHANNELS_REDIS_OVER_CAPACITY = "%s of %s channels over capacity in group %s"
+
+
+class ChannelLayerDropCounter(logging.Handler):
+    """Attached (settings.LOGGING) to the `channels_redis.core` logger, which is opened to INFO so the
+    over-capacity record is created at all. A handler rather than a filter: configuring logging again
+    replaces a logger's handlers but adds to its filters, which would count every drop twice. The record
+    goes on to the console handler, whose level is LOG_LEVEL."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == CHANNELS_REDIS_OVER_CAPACITY and isinstance(record.args, tuple) and record.args:
+            layer_dropped("over_capacity", int(record.args[0]))
