@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatservice import metrics
+from realtime import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,17 @@ async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
     if layer is None:
         return
     message = {**event, PUBLISHED_AT: time.time()}
-    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
-        try:
-            async with _slots():
-                await layer.group_send(conversation_group(conversation_id), message)
-            return
-        except Exception as exc:  # the write already succeeded; receivers recover it from the database
-            if attempt == PUBLISH_ATTEMPTS:
-                metrics.layer_dropped("publish_failed")
-                logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
+    group = conversation_group(conversation_id)
+    with tracing.publishing(group, message):
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                async with _slots():
+                    await layer.group_send(group, message)
+                return
+            except Exception as exc:  # the write already succeeded; receivers recover it from the database
+                if attempt == PUBLISH_ATTEMPTS:
+                    metrics.layer_dropped("publish_failed")
+                    logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
 
 
 async def _publish_all(events: list[tuple[str, Mapping[str, Any]]]) -> None:

@@ -35,6 +35,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.http.request import split_domain_port, validate_host
+from opentelemetry.trace import Span
 from rest_framework import serializers
 
 from chatservice import metrics
@@ -46,7 +47,7 @@ from conversations.serializers import ReadInput
 from messaging import services as message_services
 from messaging.models import Message
 from messaging.serializers import MessageInput
-from realtime import events
+from realtime import events, tracing
 from realtime.broadcast import PUBLISHED_AT, conversation_group, publish
 from realtime.presence import PRESENCE_REFRESH_S, get_presence
 from realtime.ratelimit import TokenBucket
@@ -244,16 +245,23 @@ class SendBatcher:
     published, so a socket always knows its own message before its event can arrive."""
 
     def __init__(self) -> None:
-        self.queue: list[tuple[message_services.SendRequest, Callable[[Any], None], str]] = []
+        self.queue: list[tuple[message_services.SendRequest, Callable[[Any], None], str, Span | None]] = []
         self.task: asyncio.Task[None] | None = None
         # Message id -> channel of the socket that sent it, from the moment it is stored (inside the
         # transaction) until its sender has been told: a socket filling a gap from the database in
         # between recognises its own message and does not deliver it back to itself.
         self.claimed: dict[str, str] = {}
 
-    def submit(self, request: message_services.SendRequest, on_result: Callable[[Any], None], origin: str) -> None:
-        """Queue a send; `on_result` gets a Sent, a ServiceError or another exception."""
-        self.queue.append((request, on_result, origin))
+    def submit(
+        self,
+        request: message_services.SendRequest,
+        on_result: Callable[[Any], None],
+        origin: str,
+        span: Span | None = None,
+    ) -> None:
+        """Queue a send; `on_result` gets a Sent, a ServiceError or another exception. The batcher ends
+        the frame's `span` once the message is stored and announced."""
+        self.queue.append((request, on_result, origin, span))
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._write())
 
@@ -266,20 +274,30 @@ class SendBatcher:
                 self.claimed[message.id] = batch[index][2]  # runs on the pool thread; one dict write
                 claimed.append(message.id)
 
+            spans = [span for *_, span in batch]
             try:
-                results, publications = await db(message_services.messages_store)(
-                    [request for request, _, _ in batch], on_stored=claim
-                )
+                with tracing.storing(spans):
+                    results, publications = await db(message_services.messages_store)(
+                        [request for request, *_ in batch], on_stored=claim
+                    )
             except Exception as exc:  # the database is away: every sender in the batch gets the error
                 results, publications = [exc] * len(batch), []
-            for (_, on_result, _), result in zip(batch, results, strict=True):
+            for (_, on_result, _, span), result in zip(batch, results, strict=True):
+                if isinstance(result, ServiceError):
+                    tracing.frame_refused(span, result.code)
+                elif isinstance(result, BaseException):
+                    tracing.frame_refused(span, "unavailable")
                 try:
                     on_result(result)
                 except Exception:
                     logger.exception("send result handler failed")
             for message_id in claimed:
                 self.claimed.pop(message_id, None)
-            await asyncio.gather(*(publish(c, event) for c, event in publications))
+            # The fan-out belongs to the frame that opened the batch (the store span links the others).
+            with tracing.active(next((span for span in spans if span is not None), None)):
+                await asyncio.gather(*(publish(c, event) for c, event in publications))
+            for span in spans:
+                tracing.end(span)
 
 
 _batchers: dict[int, SendBatcher] = {}
@@ -335,6 +353,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        # The scope's path only: the token has already left the query string (realtime.auth).
+        self.trace = tracing.connection_started(self.scope["path"], self.conversation_id)
+        self.frame_span: Span | None = None
+        with tracing.active(self.trace):
+            await self._connect()
+
+    async def _connect(self) -> None:
         self.joined = False
         self.typing = False
         self.typing_timer: asyncio.TimerHandle | None = None
@@ -342,6 +367,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if principal is None:
             return await self._refuse(CLOSE_UNAUTHENTICATED)
         self.principal = principal
+        tracing.connection_identified(self.trace, principal.user_id, principal.role)
         refusal, admin_joined = await db(_authorize)(principal, self.conversation_id)
         if refusal is not None:
             return await self._refuse(refusal)
@@ -380,6 +406,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
 
     async def disconnect(self, code: int) -> None:
+        trace = getattr(self, "trace", None)
+        with tracing.active(trace):
+            await self._disconnect(code)
+        tracing.connection_ended(trace, code)
+
+    async def _disconnect(self, code: int) -> None:
         if not getattr(self, "joined", False):
             return
         self.joined = False
@@ -402,12 +434,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- inbound frames
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        try:
-            await self._handle(text_data, bytes_data)
-        except FrameError as exc:
-            await self._send_frame(_error(exc.code, exc.message))
-        except ServiceError as exc:
-            await self._send_frame(_error(exc.code, exc.detail))
+        # Frames are handled one at a time per socket, so the frame's span can live on the consumer; a
+        # message frame hands it to the send batcher, which ends it once stored and announced.
+        self.frame_span = span = tracing.frame_started(self.trace)
+        with tracing.active(span):
+            try:
+                await self._handle(text_data, bytes_data)
+            except FrameError as exc:
+                tracing.frame_refused(span, exc.code)
+                await self._send_frame(_error(exc.code, exc.message))
+            except ServiceError as exc:
+                tracing.frame_refused(span, exc.code)
+                await self._send_frame(_error(exc.code, exc.detail))
+        tracing.end(self.frame_span)
+        self.frame_span = None
 
     async def _handle(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if text_data is None:
@@ -428,6 +468,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         }.get(frame.get("type"))
         if handler is None:
             raise FrameError("unknown_type", "type must be one of message, typing, read, ping.")
+        tracing.frame_typed(self.frame_span, frame["type"])
         await handler(frame)
 
     def _spend(self, bucket: TokenBucket, kind: metrics.RateLimitKind) -> None:
@@ -451,7 +492,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             ),
             self._on_stored,
             self.channel_name,
+            self.frame_span,
         )
+        self.frame_span = None  # the batcher's now
         if self.typing:
             await self._set_typing(False)
 
@@ -525,6 +568,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- events from the channel layer
 
     async def chat_messages(self, event: events.MessagesEvent) -> None:
+        with tracing.delivering(event, self.trace):
+            await self._deliver_event(event)
+
+    async def _deliver_event(self, event: events.MessagesEvent) -> None:
         published_at = event.get(PUBLISHED_AT)  # set by realtime.broadcast.publish
         for item in event["messages"]:
             seq = item["seq"]
@@ -540,7 +587,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def chat_frame(self, event: events.FrameEvent) -> None:
         if event.get("skipUserId") and event["skipUserId"] == self.principal.user_id:
             return
-        await self._send_frame(event["frame"])
+        with tracing.delivering(event, self.trace):
+            await self._send_frame(event["frame"])
 
     async def chat_catchup(self, event: dict[str, Any]) -> None:
         await self._deliver_upto(event["upto"])

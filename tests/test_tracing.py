@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
 from opentelemetry.sdk.trace import ReadableSpan
@@ -17,8 +19,12 @@ from opentelemetry.trace import SpanKind
 
 from chatservice import telemetry
 from chatservice.config import TracingConfig
+from conversations import services as conversation_services
 from realtime import tracing
 from realtime.consumers import close_db_pool
+from tests.helpers import USER
+from tests.servers import redis_server
+from tests.test_realtime import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,3 +121,84 @@ def test_tracing_off_installs_nothing():
     assert tracing._tracer is None
     assert tracing.frame_started(None) is None
     assert tracing.storing([None]) is tracing.active(None)  # one shared no-op
+
+
+async def next_of(socket: Any, frame_type: str) -> dict[str, Any]:
+    """The next frame of `frame_type`, past presence frames (whose order across sockets is not fixed)."""
+    while True:
+        frame = await socket.receive()
+        if frame["type"] not in {"user_joined", "user_left"}:
+            assert frame["type"] == frame_type, frame
+            return frame
+
+
+@pytest.fixture
+def redis_layer(settings) -> Iterator[None]:
+    """The production channel layer (Redis pub/sub) on a real redis-server, for Redis spans and a real
+    trip through Redis between the two sockets."""
+    from channels.layers import channel_layers
+
+    with redis_server() as redis:
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [{"address": redis.url}]},
+            }
+        }
+        channel_layers.backends.clear()
+        yield
+        channel_layers.backends.clear()
+
+
+@pytest.mark.asyncio
+async def test_a_websocket_message_is_one_trace_from_sender_to_receiver(exporter, redis_layer, make_token):
+    conversation = await sync_to_async(conversation_services.conversation_create)(creator=USER, subject="Refund")
+    donor_token, agent_token = make_token("u1", "USER"), make_token("agent1", "ADMIN")
+    donor, agent = await connect(conversation.pk, donor_token), await connect(conversation.pk, agent_token)
+    await donor.send({"type": "message", "content": SECRET_CONTENT, "clientMessageId": "c1"})
+    assert (await next_of(donor, "message_sent"))["content"] == SECRET_CONTENT
+    assert (await next_of(agent, "message_received"))["content"] == SECRET_CONTENT
+    await agent.send({"type": "read"})
+    assert (await next_of(donor, "read_receipt"))["userId"] == "agent1"
+    await agent.send({"type": "typing", "isTyping": True})
+    assert (await next_of(donor, "typing_start"))["userId"] == "agent1"
+    await donor.close()
+    await agent.close()
+
+    spans = list(exporter.get_finished_spans())
+    connections_ = {s.attributes["enduser.id"]: s for s in spans if s.name == "chat.ws.connection"}
+    sender, receiver = connections_["u1"], connections_["agent1"]
+    assert sender.kind == SpanKind.SERVER and sender.attributes["url.path"] == f"/ws/conversations/{conversation.pk}"
+    assert sender.attributes["chat.ws.close_code"] == 1000
+
+    frame = one(spans, "chat.ws.frame message")
+    assert frame.parent.span_id == sender.context.span_id
+    store = one(spans, "chat.messages.store")
+    assert store.parent.span_id == frame.context.span_id
+    inserts = [s for s in children(spans, store) if "INSERT" in str(s.attributes.get("db.statement", ""))]
+    assert inserts, [s.name for s in children(spans, store)]
+
+    publish = one([s for s in children(spans, frame)], f"chat.publish conv.{conversation.pk}")
+    assert publish.kind == SpanKind.PRODUCER
+    # Redis, beneath the fan-out.
+    assert [s.name for s in children(spans, publish) if s.kind == SpanKind.CLIENT] == ["PUBLISH"]
+
+    # On both sockets (the sender's drops its own message): the same trace, continued from the
+    # publish, each linked to its own connection.
+    delivered = [s for s in children(spans, publish) if s.name == "chat.ws.deliver"]
+    assert len(delivered) == 2 and all(s.kind == SpanKind.CONSUMER for s in delivered)
+    assert all(s.context.trace_id == frame.context.trace_id for s in delivered)
+    links = {link.context.span_id for s in delivered for link in s.links}
+    assert links == {receiver.context.span_id, sender.context.span_id}
+
+    # A read frame: its database update and its receipt's fan-out beneath it; typing: the fan-out.
+    read = one(spans, "chat.ws.frame read")
+    assert read.parent.span_id == receiver.context.span_id
+    assert any("UPDATE" in str(s.attributes.get("db.statement", "")) for s in children(spans, read))
+    assert any(s.name.startswith("chat.publish") for s in children(spans, read))
+    typing = one(spans, "chat.ws.frame typing")
+    assert [s.name for s in children(spans, typing)] == [f"chat.publish conv.{conversation.pk}"]
+
+    text = attribute_text(spans)
+    for secret in (donor_token, agent_token, donor_token.split(".")[2], SECRET_CONTENT):
+        assert secret not in text
