@@ -5,17 +5,22 @@ token or message content in any span."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 from django.test import AsyncClient
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from websockets.sync.client import connect as ws_connect
 
 from chatservice import telemetry
 from chatservice.config import TracingConfig
@@ -23,7 +28,7 @@ from conversations import services as conversation_services
 from realtime import tracing
 from realtime.consumers import close_db_pool
 from tests.helpers import USER
-from tests.servers import redis_server
+from tests.servers import daphne, migrate, redis_server, server_env
 from tests.test_realtime import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -202,3 +207,78 @@ async def test_a_websocket_message_is_one_trace_from_sender_to_receiver(exporter
     text = attribute_text(spans)
     for secret in (donor_token, agent_token, donor_token.split(".")[2], SECRET_CONTENT):
         assert secret not in text
+
+
+class Collector:
+    """An OTLP/HTTP trace receiver: records every export request the service posts."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, bytes]] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                collector.requests.append((self.path, body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def spans(self) -> list[Any]:
+        found = []
+        for _, body in self.requests:
+            request = ExportTraceServiceRequest.FromString(body)
+            found += [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+        return found
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    collector = Collector()
+    collector.thread.start()
+    yield collector
+    collector.server.shutdown()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_real_worker_exports_over_otlp_http_and_flushes_on_shutdown(collector, keypair, make_token, tmp_path):
+    token = make_token("u1", "USER")
+    env = server_env(
+        keypair[1].decode(),
+        f"sqlite:///{tmp_path / 'chat.sqlite3'}",
+        OTEL_TRACES_ENABLED="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,  # the standard's base-URL form: /v1/traces is appended
+        OTEL_SERVICE_NAME="chat-e2e",
+    )
+    migrate(env)
+    with daphne(env) as worker:
+        created = httpx.post(
+            f"{worker.url}/api/conversations?token={token}",
+            json={"subject": SECRET_CONTENT},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201
+        conversation_id = created.json()["conversationId"]
+        with ws_connect(f"ws://127.0.0.1:{worker.port}/ws/conversations/{conversation_id}?token={token}") as socket:
+            socket.send(json.dumps({"type": "message", "content": SECRET_CONTENT}))
+            assert json.loads(socket.recv(timeout=10))["type"] == "message_sent"
+        # Leaving the block stops the worker with SIGTERM: what the batch processor still holds is
+        # exported on the way out.
+    assert collector.requests and {path for path, _ in collector.requests} == {"/v1/traces"}
+    names = {span.name for span in collector.spans()}
+    assert {"chat.ws.connection", "chat.ws.frame message", "chat.messages.store"} <= names, names
+    assert any(name.startswith("POST api/conversations") for name in names), names
+    raw = b"".join(body for _, body in collector.requests)
+    for secret in (token, token.split(".")[2], SECRET_CONTENT):
+        assert secret.encode() not in raw
