@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -273,6 +274,11 @@ def test_a_real_worker_exports_over_otlp_http_and_flushes_on_shutdown(collector,
         with ws_connect(f"ws://127.0.0.1:{worker.port}/ws/conversations/{conversation_id}?token={token}") as socket:
             socket.send(json.dumps({"type": "message", "content": SECRET_CONTENT}))
             assert json.loads(socket.recv(timeout=10))["type"] == "message_sent"
+        # The connection's span ends when the worker has handled the close; another process's log is
+        # the only sign of that, so it is polled (bounded).
+        deadline = time.monotonic() + 10
+        while "websocket closed" not in worker.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         # Leaving the block stops the worker with SIGTERM: what the batch processor still holds is
         # exported on the way out.
     assert collector.requests and {path for path, _ in collector.requests} == {"/v1/traces"}
