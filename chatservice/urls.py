@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from chatservice.ids import ID_PATTERN
 from chatservice.views import health, live, metrics
+from chatservice.webclient import donor_chat
 from conversations.views import ConversationViewSet
 from messaging.views import MessageViewSet
 
@@ -26,6 +27,7 @@ urlpatterns = [
     ),
     path("api/", include(router.urls)),
     path("admin/", admin.site.urls),
+    path("chat/", donor_chat, name="donor-chat"),
 ]
 
 # JSON, like every other API error, when DEBUG is off.

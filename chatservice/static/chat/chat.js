@@ -1,0 +1,679 @@
+// Donor chat page: vanilla JS against the public API (README: "API" and "Real-time (WebSocket)").
+//
+// Invariants:
+// * User-supplied text reaches the DOM only through textContent: never innerHTML (the page's CSP also
+//   forbids inline script, so a slip could not run either).
+// * A message is shown once: confirmed messages are keyed by messageId, unsent ones by clientMessageId,
+//   and an acknowledgement (message_sent, or our own message replayed) replaces the unsent bubble.
+// * `resumeFrom` is the newest message received through an unbroken stream (a history page or the socket,
+//   which delivers in order without holes). Reconnects resume from it. A message stored by the REST
+//   fallback does not move it, so messages that others sent before it are still replayed.
+// * The token lives in memory only: never in the URL (the fragment is removed on load), never in storage.
+"use strict";
+
+(() => {
+  const PAGE_SIZE = 30;
+  const MAX_LENGTH = 10000;
+  const TYPING_REFRESH_MS = 3000; // at most one typing:true per 3 s; the server expires it after 10 s
+  const TYPING_IDLE_MS = 2000; // typing:false after this long without a keystroke
+  const REMOTE_TYPING_TIMEOUT_MS = 12000; // in case a typing_stop is lost with a socket
+  const BACKOFF_BASE_MS = 500;
+  const BACKOFF_MAX_MS = 15000;
+  const FATAL_CLOSE = {
+    4401: "Your access token was refused or has expired.",
+    4403: "You do not take part in this conversation.",
+    4404: "This conversation does not exist.",
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    connection: $("connection"),
+    alert: $("alert"),
+    openForm: $("open-form"),
+    openToken: $("open-token"),
+    openConversation: $("open-conversation"),
+    openSubject: $("open-subject"),
+    chat: $("chat"),
+    title: $("chat-title"),
+    loadOlder: $("load-older"),
+    list: $("messages"),
+    typing: $("typing"),
+    composer: $("composer"),
+    input: $("message"),
+  };
+
+  const state = {
+    token: null,
+    me: null,
+    conversationId: null,
+    messages: new Map(), // messageId -> {data, el, anchored}
+    order: [], // confirmed messageIds, oldest first (the DOM order of confirmed bubbles)
+    pending: new Map(), // clientMessageId -> {content, el}
+    lateReceipts: new Set(), // receipts for messages not received yet
+    olderCursor: null,
+    loadingOlder: false,
+    resumeFrom: null,
+    ws: null,
+    attempt: 0,
+    reconnectTimer: null,
+    stopped: false,
+    readSentIndex: -1,
+    readTimer: null,
+    visibleOthers: new Set(),
+    typingOn: false,
+    typingSentAt: 0,
+    typingIdleTimer: null,
+    remoteTypers: new Map(), // userId -> timer
+  };
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.detail) || `HTTP ${status}`);
+      this.status = status;
+      this.code = body && body.code;
+    }
+  }
+
+  // ---- small helpers -------------------------------------------------------------------------------
+
+  function showAlert(text) {
+    ui.alert.textContent = text;
+    ui.alert.hidden = !text;
+  }
+
+  function setConnection(name, text) {
+    ui.connection.dataset.state = name;
+    ui.connection.textContent = text;
+  }
+
+  function randomId() {
+    // crypto.randomUUID needs a secure context; getRandomValues does not.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function userFromToken(token) {
+    // Display only (which bubbles are "mine"); the server verifies the token.
+    try {
+      const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const claims = JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+      return String(claims.sub || claims.userId || "");
+    } catch {
+      return "";
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${state.token}`, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit", // the bearer token alone: a staff admin session must not change who we are
+      cache: "no-store",
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  function conversationPath(suffix = "") {
+    return `/api/conversations/${encodeURIComponent(state.conversationId)}${suffix}`;
+  }
+
+  // ---- rendering -----------------------------------------------------------------------------------
+
+  function senderLabel(data) {
+    if (data.senderId === state.me) return "You";
+    if (data.senderRole === "ADMIN" || data.senderRole === "SUPER_ADMIN") return `Support · ${data.senderId}`;
+    return data.senderId;
+  }
+
+  function buildBubble(data, { pending = false } = {}) {
+    const li = document.createElement("li");
+    li.className = "message";
+    const system = data.messageType === "SYSTEM";
+    const mine = !system && data.senderId === state.me;
+    if (system) li.classList.add("system");
+    else if (mine) li.classList.add("mine");
+    else li.classList.add("theirs");
+
+    if (!system) {
+      const meta = document.createElement("div");
+      meta.className = "meta";
+      const who = document.createElement("span");
+      who.className = "sender";
+      who.textContent = senderLabel(data);
+      meta.append(who);
+      if (data.createdAt) {
+        const time = document.createElement("time");
+        time.dateTime = data.createdAt;
+        time.textContent = new Date(data.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        meta.append(time);
+      }
+      if (mine) {
+        const tick = document.createElement("span");
+        tick.className = "tick";
+        tick.setAttribute("role", "img");
+        meta.append(tick);
+      }
+      li.append(meta);
+    }
+    const content = document.createElement("p");
+    content.className = "content";
+    content.textContent = data.content; // never innerHTML: this is user data
+    li.append(content);
+    if (pending) {
+      li.classList.add("pending");
+      li.dataset.clientMessageId = data.clientMessageId;
+    } else {
+      li.dataset.messageId = data.messageId;
+    }
+    setStatus(li, pending ? "sending" : "sent");
+    return li;
+  }
+
+  function setStatus(li, status) {
+    li.dataset.status = status;
+    const tick = li.querySelector(".tick");
+    if (!tick) return;
+    const labels = { sending: ["…", "Sending"], sent: ["✓", "Sent"], read: ["✓✓", "Read"], failed: ["!", "Not sent"] };
+    const [glyph, label] = labels[status];
+    tick.textContent = glyph;
+    tick.setAttribute("aria-label", label);
+    tick.title = label;
+    tick.classList.toggle("read", status === "read");
+  }
+
+  function nearBottom() {
+    return ui.list.scrollHeight - ui.list.scrollTop - ui.list.clientHeight < 80;
+  }
+
+  function scrollToBottom() {
+    ui.list.scrollTop = ui.list.scrollHeight;
+  }
+
+  function firstPendingElement() {
+    const first = state.pending.values().next();
+    return first.done ? null : first.value.el;
+  }
+
+  function normalise(frame) {
+    if (frame.type !== "system") return frame;
+    return {
+      messageId: frame.messageId,
+      senderId: frame.senderId,
+      senderRole: frame.senderRole,
+      content: frame.message,
+      messageType: "SYSTEM",
+      metadata: frame.metadata,
+      createdAt: frame.timestamp,
+      readBy: [],
+    };
+  }
+
+  function isOthers(data) {
+    return data.messageType !== "SYSTEM" && data.senderId !== state.me;
+  }
+
+  // A confirmed message at the end of the conversation. `stream`: it came in order (socket or latest
+  // history page) and may move resumeFrom.
+  function receive(data, { stream }) {
+    const wasNearBottom = nearBottom();
+    const known = state.messages.get(data.messageId);
+    if (known) {
+      if (stream && !known.anchored) {
+        // Stored earlier by the REST fallback; the stream now shows where it really belongs.
+        state.order.splice(state.order.indexOf(data.messageId), 1);
+        state.order.push(data.messageId);
+        ui.list.insertBefore(known.el, firstPendingElement());
+        known.anchored = true;
+      }
+    } else {
+      const own = data.clientMessageId && data.senderId === state.me ? state.pending.get(data.clientMessageId) : null;
+      const el = buildBubble(data);
+      if (own) {
+        own.el.replaceWith(el);
+        state.pending.delete(data.clientMessageId);
+      }
+      ui.list.insertBefore(el, firstPendingElement());
+      state.messages.set(data.messageId, { data, el, anchored: stream });
+      state.order.push(data.messageId);
+      if (isOthers(data)) observeForRead(el);
+      if (Array.isArray(data.readBy) && data.readBy.some((r) => r.userId !== state.me)) {
+        markReadUpTo(data.messageId);
+      }
+      if (state.lateReceipts.delete(data.messageId)) markReadUpTo(data.messageId);
+      if (isOthers(data)) stopRemoteTyping(data.senderId);
+    }
+    if (stream) state.resumeFrom = data.messageId;
+    if (wasNearBottom || data.senderId === state.me) scrollToBottom();
+  }
+
+  // Older messages (chronological) in front of everything shown.
+  function prepend(messages) {
+    const before = ui.list.scrollHeight;
+    const anchor = state.order.length ? state.messages.get(state.order[0]).el : ui.list.firstChild;
+    const added = [];
+    for (const data of messages) {
+      if (state.messages.has(data.messageId)) continue;
+      const el = buildBubble(data);
+      ui.list.insertBefore(el, anchor);
+      state.messages.set(data.messageId, { data, el, anchored: true });
+      added.push(data.messageId);
+      if (isOthers(data)) observeForRead(el);
+    }
+    state.order.unshift(...added);
+    if (state.readSentIndex >= 0) state.readSentIndex += added.length; // indexes shifted by the prepended ones
+    for (const id of added) {
+      const { data } = state.messages.get(id);
+      if (Array.isArray(data.readBy) && data.readBy.some((r) => r.userId !== state.me)) markReadUpTo(id);
+    }
+    ui.list.scrollTop += ui.list.scrollHeight - before; // keep the reader's place
+  }
+
+  // A receipt from someone else covers every message up to and including this one.
+  function markReadUpTo(messageId) {
+    const index = state.order.indexOf(messageId);
+    if (index < 0) {
+      state.lateReceipts.add(messageId);
+      return;
+    }
+    for (let i = index; i >= 0; i--) {
+      const { data, el } = state.messages.get(state.order[i]);
+      if (data.senderId !== state.me || data.messageType === "SYSTEM") continue;
+      if (el.dataset.status === "read") break; // everything before it is read already
+      setStatus(el, "read");
+    }
+  }
+
+  // ---- read receipts we send -------------------------------------------------------------------------
+
+  const readObserver = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        const id = entry.target.dataset.messageId;
+        if (entry.isIntersecting) state.visibleOthers.add(id);
+        else state.visibleOthers.delete(id);
+      }
+      scheduleRead();
+    },
+    { root: ui.list, threshold: 0.5 },
+  );
+
+  function observeForRead(el) {
+    readObserver.observe(el);
+  }
+
+  function scheduleRead() {
+    if (state.readTimer) return;
+    state.readTimer = setTimeout(() => {
+      state.readTimer = null;
+      flushRead();
+    }, 200);
+  }
+
+  // Read up to the newest message of the other side that is on screen while the page is visible.
+  function flushRead() {
+    if (document.visibilityState !== "visible") return;
+    let newest = -1;
+    for (const id of state.visibleOthers) newest = Math.max(newest, state.order.indexOf(id));
+    if (newest <= state.readSentIndex) return;
+    const messageId = state.order[newest];
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify({ type: "read", messageId }));
+    } else {
+      api("PUT", conversationPath("/read"), { messageId }).catch(() => {
+        state.readSentIndex = -1; // retried when the socket opens
+      });
+    }
+    state.readSentIndex = newest;
+  }
+
+  document.addEventListener("visibilitychange", scheduleRead);
+
+  // ---- typing --------------------------------------------------------------------------------------
+
+  function sendTyping(isTyping) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+    state.ws.send(JSON.stringify({ type: "typing", isTyping }));
+  }
+
+  function onOwnInput() {
+    const now = Date.now();
+    if (ui.input.value.trim() && (!state.typingOn || now - state.typingSentAt >= TYPING_REFRESH_MS)) {
+      sendTyping(true);
+      state.typingOn = true;
+      state.typingSentAt = now;
+    }
+    clearTimeout(state.typingIdleTimer);
+    state.typingIdleTimer = setTimeout(stopOwnTyping, TYPING_IDLE_MS);
+  }
+
+  function stopOwnTyping() {
+    clearTimeout(state.typingIdleTimer);
+    if (!state.typingOn) return;
+    state.typingOn = false;
+    sendTyping(false);
+  }
+
+  function renderRemoteTyping() {
+    ui.typing.textContent = state.remoteTypers.size ? "Support is typing…" : "";
+  }
+
+  function startRemoteTyping(userId) {
+    clearTimeout(state.remoteTypers.get(userId));
+    state.remoteTypers.set(
+      userId,
+      setTimeout(() => stopRemoteTyping(userId), REMOTE_TYPING_TIMEOUT_MS),
+    );
+    renderRemoteTyping();
+  }
+
+  function stopRemoteTyping(userId) {
+    if (!state.remoteTypers.has(userId)) return;
+    clearTimeout(state.remoteTypers.get(userId));
+    state.remoteTypers.delete(userId);
+    renderRemoteTyping();
+  }
+
+  // ---- sending -------------------------------------------------------------------------------------
+
+  function send() {
+    const content = ui.input.value;
+    if (!content.trim()) return;
+    if (content.length > MAX_LENGTH) {
+      showAlert(`A message can be at most ${MAX_LENGTH} characters.`);
+      return;
+    }
+    showAlert("");
+    const clientMessageId = randomId();
+    const el = buildBubble(
+      { clientMessageId, content, senderId: state.me, senderRole: "USER", messageType: "TEXT" },
+      { pending: true },
+    );
+    ui.list.append(el); // unsent bubbles stay below every confirmed message
+    state.pending.set(clientMessageId, { content, el });
+    ui.input.value = "";
+    stopOwnTyping();
+    scrollToBottom();
+    transmit(clientMessageId);
+  }
+
+  function transmit(clientMessageId) {
+    const item = state.pending.get(clientMessageId);
+    if (!item) return;
+    const frame = { type: "message", content: item.content, clientMessageId };
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify(frame));
+      return;
+    }
+    // The socket is down: REST stores it now; the same clientMessageId makes any later resend a no-op.
+    api("POST", conversationPath("/messages"), { content: item.content, clientMessageId })
+      .then((message) => receive(message, { stream: false }))
+      .catch((error) => {
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+          setStatus(item.el, "failed");
+          item.el.classList.add("failed");
+          state.pending.delete(clientMessageId);
+          showAlert(`Not sent: ${error.message}`);
+        }
+        // Network failure: it stays pending and goes out over the socket once it is back.
+      });
+  }
+
+  function resendPending() {
+    for (const clientMessageId of state.pending.keys()) transmit(clientMessageId);
+  }
+
+  // ---- the socket ----------------------------------------------------------------------------------
+
+  function connect() {
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    if (state.stopped) return;
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const query = new URLSearchParams({ token: state.token });
+    if (state.resumeFrom) query.set("lastMessageId", state.resumeFrom);
+    const fromScratch = !state.resumeFrom;
+    setConnection(state.attempt ? "reconnecting" : "connecting", state.attempt ? "Reconnecting…" : "Connecting…");
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/conversations/${encodeURIComponent(state.conversationId)}?${query}`);
+    state.ws = ws;
+
+    ws.addEventListener("open", () => {
+      setConnection("online", "Online");
+      ws.send(JSON.stringify({ type: "ping" }));
+      if (fromScratch) {
+        // Nothing to resume from: fetch what may have arrived between the history request and now.
+        api("GET", conversationPath(`/messages?limit=${PAGE_SIZE}`))
+          .then((page) => page.results.forEach((m) => receive(m, { stream: true })))
+          .catch(() => {});
+      }
+      resendPending();
+      scheduleRead();
+    });
+    ws.addEventListener("message", (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      onFrame(frame);
+    });
+    ws.addEventListener("close", (event) => {
+      if (state.ws !== ws) return;
+      state.ws = null;
+      state.remoteTypers.forEach((_, userId) => stopRemoteTyping(userId));
+      if (FATAL_CLOSE[event.code]) {
+        state.stopped = true;
+        setConnection("offline", "Offline");
+        showAlert(FATAL_CLOSE[event.code]);
+        return;
+      }
+      scheduleReconnect();
+    });
+  }
+
+  function scheduleReconnect() {
+    if (state.stopped || state.reconnectTimer) return;
+    if (!navigator.onLine) {
+      setConnection("offline", "Offline: waiting for the network");
+      return; // the "online" event reconnects
+    }
+    // Exponential backoff with jitter, so clients dropped together do not return together.
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    state.attempt += 1;
+    setConnection("reconnecting", `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+    state.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  window.addEventListener("online", () => {
+    if (state.conversationId && !state.ws && !state.stopped) connect();
+  });
+  window.addEventListener("offline", () => {
+    if (state.ws) state.ws.close();
+  });
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "message_sent":
+      case "message_received":
+      case "system":
+        receive(normalise(frame), { stream: true });
+        break;
+      case "typing_start":
+        if (frame.userId !== state.me) startRemoteTyping(frame.userId);
+        break;
+      case "typing_stop":
+        stopRemoteTyping(frame.userId);
+        break;
+      case "read_receipt":
+        if (frame.userId !== state.me) markReadUpTo(frame.messageId);
+        break;
+      case "pong":
+        state.attempt = 0; // the server answers: the next drop starts the backoff from the bottom again
+        break;
+      case "error":
+        if (frame.code === "unavailable" || frame.code === "rate_limited") {
+          setTimeout(resendPending, 2000); // idempotent: the clientMessageId never duplicates
+        } else {
+          showAlert(frame.message || frame.code);
+        }
+        break;
+      default:
+        break; // user_joined, user_left: nothing to show
+    }
+  }
+
+  // ---- history -------------------------------------------------------------------------------------
+
+  function cursorFrom(link) {
+    if (!link) return null;
+    return new URL(link, location.href).searchParams.get("before");
+  }
+
+  async function loadOlder() {
+    if (!state.olderCursor || state.loadingOlder) return;
+    state.loadingOlder = true;
+    try {
+      const page = await api(
+        "GET",
+        conversationPath(`/messages?limit=${PAGE_SIZE}&before=${encodeURIComponent(state.olderCursor)}`),
+      );
+      prepend(page.results);
+      state.olderCursor = cursorFrom(page.next);
+      ui.loadOlder.hidden = !state.olderCursor;
+    } catch (error) {
+      showAlert(`Could not load older messages: ${error.message}`);
+    } finally {
+      state.loadingOlder = false;
+    }
+  }
+
+  ui.list.addEventListener("scroll", () => {
+    if (ui.list.scrollTop < 40) loadOlder();
+  });
+  ui.loadOlder.addEventListener("click", loadOlder);
+
+  // ---- opening a conversation ----------------------------------------------------------------------
+
+  async function openConversation(token, conversationId, subject) {
+    state.token = token;
+    state.me = userFromToken(token);
+    showAlert("");
+    try {
+      if (!conversationId) {
+        const created = await api("POST", "/api/conversations", { subject: subject || "Support Request", metadata: {} });
+        conversationId = created.conversationId;
+      }
+      state.conversationId = conversationId;
+      const conversation = await api("GET", conversationPath());
+      const page = await api("GET", conversationPath(`/messages?limit=${PAGE_SIZE}`));
+      ui.title.textContent = conversation.subject || "Conversation";
+      ui.title.title = conversation.conversationId;
+      ui.openForm.hidden = true;
+      ui.chat.hidden = false;
+      page.results.forEach((message) => receive(message, { stream: true }));
+      state.olderCursor = cursorFrom(page.next);
+      ui.loadOlder.hidden = !state.olderCursor;
+      scrollToBottom();
+      connect();
+      return true;
+    } catch (error) {
+      state.conversationId = null;
+      const reasons = {
+        401: "Your access token was refused or has expired.",
+        404: "This conversation does not exist, or you do not take part in it.",
+      };
+      showAlert(reasons[error.status] || `Could not open the chat: ${error.message}`);
+      ui.openForm.hidden = false;
+      ui.chat.hidden = true;
+      return false;
+    }
+  }
+
+  ui.openForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const token = ui.openToken.value.trim();
+    if (!token) {
+      showAlert("Enter your access token.");
+      ui.openToken.focus();
+      return;
+    }
+    if (await openConversation(token, ui.openConversation.value.trim(), ui.openSubject.value.trim())) {
+      ui.openToken.value = "";
+      ui.input.focus(); // the form is gone: continue where the user will type
+    }
+  });
+
+  ui.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  ui.input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send();
+    }
+  });
+  ui.input.addEventListener("input", onOwnInput);
+  ui.input.addEventListener("blur", stopOwnTyping);
+
+  // ---- start ---------------------------------------------------------------------------------------
+
+  // Resets everything that belongs to the open conversation (another one is being opened).
+  function closeConversation() {
+    state.stopped = true;
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = null;
+    if (state.ws) {
+      const ws = state.ws;
+      state.ws = null; // its close event is then ignored
+      ws.close();
+    }
+    readObserver.disconnect();
+    state.remoteTypers.forEach((_, userId) => stopRemoteTyping(userId));
+    Object.assign(state, {
+      conversationId: null,
+      messages: new Map(),
+      order: [],
+      pending: new Map(),
+      lateReceipts: new Set(),
+      olderCursor: null,
+      resumeFrom: null,
+      attempt: 0,
+      stopped: false,
+      readSentIndex: -1,
+      visibleOthers: new Set(),
+    });
+    ui.list.replaceChildren();
+    setConnection("offline", "Offline");
+  }
+
+  // The fragment is read on load and whenever it changes (a link to another conversation, same page).
+  function takeFragment() {
+    if (!location.hash) return;
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    // The token must not stay visible in the address bar or in the history entry.
+    history.replaceState(null, "", location.pathname + location.search);
+    const token = fragment.get("token");
+    const conversation = fragment.get("conversation");
+    if (token && conversation) {
+      if (state.conversationId) closeConversation();
+      openConversation(token, conversation);
+    } else if (token) {
+      ui.openToken.value = token;
+    }
+  }
+
+  window.addEventListener("hashchange", takeFragment);
+  takeFragment();
+})();

@@ -1,0 +1,34 @@
+"""The donor web client: one static page (templates/chat.html + chatservice/static/chat/) that talks to the
+public REST and WebSocket API like any other client. The server only serves the page; it never sees the
+token, which the page reads from the URL fragment (never sent to a server) or from its form."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+# No inline script or style and nothing from another origin: user content that slipped past
+# textContent could still not run. connect-src 'self' covers the same-origin ws:/wss: socket (CSP3).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+
+@require_GET
+def donor_chat(request: HttpRequest) -> HttpResponse:
+    response = render(request, "chat.html")
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # The page never puts the token in its URL, and must not leak even its path elsewhere.
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,294 @@
+"""The donor chat page (/chat/) in real headless Chromium against a real Daphne worker.
+
+The other side of each conversation is real too: support staff speak through the REST API or a
+`websockets` client, exactly as the admin console would. Nothing in the browser or the server is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from playwright.sync_api import Page, expect
+from websockets.sync.client import ClientConnection, connect
+
+from tests import browser as kit
+from tests.browser import EXPECT_TIMEOUT_MS, LiveServer, screenshot
+
+# The kit's fixtures, exposed to this module's tests (see tests/browser.py).
+browser, chat_server, new_page = kit.browser, kit.chat_server, kit.new_page
+
+DONOR = "donor-b"
+AGENT = "agent-b"
+TIMEOUT_MS = EXPECT_TIMEOUT_MS  # for frames on the staff socket too
+
+
+def new_conversation(server: LiveServer, subject: str = "Browser test", *, assign: bool = True) -> str:
+    response = server.api("POST", "/api/conversations", DONOR, json={"subject": subject})
+    assert response.status_code == 201, response.text
+    conversation = response.json()["conversationId"]
+    if assign:
+        # The agent becomes a participant: their reads move a watermark and produce receipts.
+        assigned = server.api("POST", f"/api/conversations/{conversation}/assign", AGENT, "ADMIN", json={})
+        assert assigned.status_code == 200, assigned.text
+    return conversation
+
+
+def post(server: LiveServer, conversation: str, content: str, user: str = AGENT, role: str = "ADMIN") -> dict:
+    response = server.api("POST", f"/api/conversations/{conversation}/messages", user, role, json={"content": content})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def stored(server: LiveServer, conversation: str) -> list[dict[str, Any]]:
+    response = server.api("GET", f"/api/conversations/{conversation}/messages?limit=200", DONOR)
+    assert response.status_code == 200, response.text
+    return [m for m in response.json()["results"] if m["messageType"] != "SYSTEM"]
+
+
+def open_chat(page: Page, server: LiveServer, conversation: str) -> None:
+    page.goto(f"{server.url}/chat/#token={server.mint(DONOR)}&conversation={conversation}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+
+
+def bubbles(page: Page) -> Any:
+    """Every message bubble but SYSTEM notices (the assignment's), unsent ones included."""
+    return page.locator("#messages > li:not(.system)")
+
+
+def texts(page: Page) -> list[str]:
+    return page.locator("#messages > li:not(.system) .content").all_text_contents()
+
+
+class Staff:
+    """A support agent's socket that keeps every frame it was not asked for, in order."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.pending: list[dict[str, Any]] = []
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.ws.send(json.dumps(frame))
+
+    def next(self, accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first frame, received earlier or now, that `accept` wants; the others stay pending."""
+        for index, frame in enumerate(self.pending):
+            if accept(frame):
+                return self.pending.pop(index)
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while True:
+            frame = json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.01)))
+            if accept(frame):
+                return frame
+            self.pending.append(frame)
+
+
+@contextmanager
+def staff_socket(server: LiveServer, conversation: str) -> Iterator[Staff]:
+    url = f"ws://127.0.0.1:{server.port}/ws/conversations/{conversation}?token={server.mint(AGENT, 'ADMIN')}"
+    with connect(url) as ws:
+        staff = Staff(ws)
+        staff.send({"type": "ping"})
+        staff.next(lambda f: f["type"] == "pong")  # answered: the socket has joined the conversation
+        yield staff
+
+
+def test_history_pages_and_send_with_enter(chat_server, new_page):
+    conversation = new_conversation(chat_server)
+    for n in range(1, 36):  # more than one page (30): the oldest come only when scrolled to the top
+        post(chat_server, conversation, f"history {n}", *((AGENT, "ADMIN") if n % 2 else (DONOR, "USER")))
+    page = new_page()
+    response = page.goto(f"{chat_server.url}/chat/#token={chat_server.mint(DONOR)}&conversation={conversation}")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp
+
+    # The fragment (with the token) is gone from the address bar and the history entry.
+    expect(page).to_have_url(f"{chat_server.url}/chat/")
+    expect(page.locator("#connection")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    expect(page.locator("#connection")).to_have_text("Online")
+    expect(page.locator("#chat-title")).to_have_text("Browser test")
+    expect(bubbles(page)).to_have_count(30)
+    expect(bubbles(page).last).to_contain_text("history 35")
+
+    page.locator("#messages").evaluate("list => { list.scrollTop = 0; }")
+    expect(bubbles(page)).to_have_count(35)
+    assert texts(page) == [f"history {n}" for n in range(1, 36)]
+    expect(page.locator("#load-older")).to_be_hidden()  # nothing older is left
+
+    textarea = page.get_by_label("Message", exact=True)
+    textarea.fill("Hello from the browser")
+    textarea.press("Enter")
+    sent = page.locator("#messages > li.mine", has_text="Hello from the browser")
+    expect(sent).to_have_attribute("data-status", "sent")  # acknowledged by the server: stored
+    expect(textarea).to_have_value("")
+
+    # Shift+Enter is a newline inside the message; Enter alone sends it.
+    textarea.type("line one")
+    textarea.press("Shift+Enter")
+    textarea.type("line two")
+    textarea.press("Enter")
+    expect(page.locator("#messages > li.mine", has_text="line two")).to_have_attribute("data-status", "sent")
+    assert texts(page)[-2:] == ["Hello from the browser", "line one\nline two"]
+    expect(page.locator("#messages > li[data-status=sending]")).to_have_count(0)
+    assert texts(page).count("Hello from the browser") == 1
+
+    rows = stored(chat_server, conversation)
+    assert [m["content"] for m in rows[-2:]] == ["Hello from the browser", "line one\nline two"]
+    assert all(m["clientMessageId"] for m in rows[-2:])  # sent with an idempotency key
+    screenshot(page, "donor-history-desktop")
+
+
+XSS_IMG = '<img src=x onerror="window.__xss=1">'
+XSS_SCRIPT = "<script>window.__xss=1</script>"
+
+
+def test_markup_from_the_other_side_is_shown_as_text(chat_server, new_page):
+    conversation = new_conversation(chat_server)
+    post(chat_server, conversation, XSS_IMG)  # through history (REST)
+    page = new_page()
+    open_chat(page, chat_server, conversation)
+    with staff_socket(chat_server, conversation) as staff:  # and live, over the socket
+        staff.send({"type": "message", "content": XSS_SCRIPT})
+        staff.next(lambda f: f["type"] == "message_sent")
+    expect(page.locator("#messages > li.theirs .content")).to_have_text([XSS_IMG, XSS_SCRIPT])
+    # No element was created from the content, so nothing could have run; the flag proves it.
+    expect(page.locator("#messages img, #messages script")).to_have_count(0)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    screenshot(page, "donor-xss-as-text")
+
+
+def test_reconnects_after_the_worker_dies_and_shows_every_message_once(chat_server, keypair, new_page, tmp_path):
+    conversation = new_conversation(chat_server)
+    post(chat_server, conversation, "before the crash")
+    page = new_page()
+    open_chat(page, chat_server, conversation)
+    expect(bubbles(page)).to_have_count(1)
+
+    # A second worker on the same database, so staff can keep writing while the page's worker is dead.
+    other = LiveServer(chat_server.env, keypair[0], tmp_path)
+    other.start()
+    try:
+        chat_server.stop()  # SIGKILL: the socket drops without a close frame
+        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        expect(page.locator("#connection")).to_contain_text("Reconnecting")
+        for n in (1, 2, 3):
+            post(other, conversation, f"while down {n}")
+        # The donor writes while offline too: REST cannot reach the dead worker, so it waits, unsent.
+        page.get_by_label("Message", exact=True).fill("typed while offline")
+        page.keyboard.press("Enter")
+        expect(page.locator("#messages > li[data-status=sending]")).to_have_count(1)
+        chat_server.start()  # same port: the page's backoff finds it again
+        expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+        expect(page.locator("#messages > li.mine", has_text="typed while offline")).to_have_attribute(
+            "data-status", "sent"
+        )
+        post(chat_server, conversation, "after the restart")
+        expect(bubbles(page)).to_have_count(6)
+    finally:
+        other.stop()
+    expected = ["before the crash", "while down 1", "while down 2", "while down 3", "typed while offline"]
+    assert texts(page) == [*expected, "after the restart"]
+    assert [m["content"] for m in stored(chat_server, conversation)] == [*expected, "after the restart"]
+    screenshot(page, "donor-after-reconnect")
+
+
+def test_typing_indicator_and_read_ticks_both_ways(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Receipts")
+    page = new_page(width=420, height=760)
+    open_chat(page, chat_server, conversation)
+    textarea = page.get_by_label("Message", exact=True)
+    with staff_socket(chat_server, conversation) as staff:
+        # The donor's own typing reaches staff (throttled: one typing_start for a burst of keys).
+        textarea.type("Is my donation", delay=20)
+        assert staff.next(lambda f: f["type"].startswith("typing")) == {
+            "type": "typing_start",
+            "userId": DONOR,
+        }
+        textarea.type(" tax deductible?")
+        textarea.press("Enter")
+        mine = page.locator("#messages > li.mine", has_text="tax deductible")
+        expect(mine).to_have_attribute("data-status", "sent")
+        received = staff.next(lambda f: f["type"] == "message_received")
+        staff.next(lambda f: f["type"] == "typing_stop")  # sending ends the donor's typing
+
+        staff.send({"type": "typing", "isTyping": True})
+        expect(page.locator("#typing")).to_have_text("Support is typing…")
+        staff.send({"type": "typing", "isTyping": False})
+        expect(page.locator("#typing")).to_have_text("")
+
+        staff.send({"type": "read", "messageId": received["messageId"]})
+        expect(mine).to_have_attribute("data-status", "read")
+        expect(mine.locator(".tick")).to_have_attribute("aria-label", "Read")
+
+        # The staff reply is on screen, so the page reads it: staff get the donor's receipt.
+        staff.send({"type": "message", "content": "Yes, and we will send a receipt."})
+        reply = staff.next(lambda f: f["type"] == "message_sent")
+        receipt = staff.next(lambda f: f["type"] == "read_receipt" and f["userId"] == DONOR)
+        assert receipt["messageId"] == reply["messageId"]
+    expect(page.locator("#messages > li.theirs")).to_have_text(re.compile("we will send a receipt"))
+    screenshot(page, "donor-read-ticks")
+
+
+def test_narrow_screen_has_no_horizontal_scroll_and_keyboard_reaches_the_textarea(chat_server, new_page):
+    conversation = new_conversation(chat_server, "A subject long enough to wrap on a small phone screen")
+    post(chat_server, conversation, "x" * 400)  # one unbreakable word
+    post(chat_server, conversation, "https://example.org/" + "a-very-long-path/" * 20)
+    post(chat_server, conversation, "Thanks for writing in! How can we help?")
+    page = new_page(width=360, height=740)
+    page.goto(f"{chat_server.url}/chat/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # the form fits too
+    open_chat(page, chat_server, conversation)
+    expect(bubbles(page)).to_have_count(3)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+
+    # From the top of the page, Tab goes to the message log (scrollable by keyboard), then the textarea.
+    page.locator("body").focus()
+    order = []
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id"))
+        if order[-1] == "message":
+            break
+    assert order == ["messages", "message"]
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"  # focus is visible
+    page.keyboard.type("Sent with the keyboard only")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages > li.mine", has_text="keyboard only")).to_have_attribute("data-status", "sent")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "send"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    screenshot(page, "donor-chat-360px")
+
+
+def test_start_a_new_conversation_from_the_form(chat_server, new_page):
+    page = new_page(width=360, height=740)
+    page.goto(f"{chat_server.url}/chat/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+
+    page.get_by_label("Access token").fill("not-a-token")
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.get_by_role("alert")).to_contain_text("refused")
+
+    page.get_by_label("Access token").fill(chat_server.mint(DONOR))
+    page.get_by_label("Subject of a new conversation").fill("Gift Aid question")
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.locator("#chat-title")).to_have_text("Gift Aid question")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    expect(page.get_by_role("alert")).to_be_hidden()
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()  # the form is gone; typing goes here
+    page.keyboard.type("Can I claim Gift Aid?")
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages > li.mine", has_text="Gift Aid")).to_have_attribute("data-status", "sent")
+
+    mine = chat_server.api("GET", "/api/conversations", DONOR).json()["results"]
+    created = [c for c in mine if c["subject"] == "Gift Aid question"]
+    assert len(created) == 1
+    assert [m["content"] for m in stored(chat_server, created[0]["conversationId"])] == ["Can I claim Gift Aid?"]
+    assert "token" not in page.url
+    screenshot(page, "donor-new-conversation")
