@@ -114,3 +114,41 @@ def chat_stats(*, now: datetime | None = None) -> ChatStats:
         unassigned_active=queue.count(),
         oldest_unassigned=WaitingConversation(oldest[0], oldest[1], now - oldest[1]) if oldest else None,
     )
+
+
+# ---- support console reads (Django admin) ---------------------------------------------------------
+
+
+def latest_messages_of(conversations: list[Conversation]) -> dict[str, Message]:
+    """The latest message of each conversation (the one numbered its last_seq), by conversation id, in
+    one query whatever the number of conversations: an OR of exact (conversation, seq) pairs, each a
+    point lookup on the unique (conversation, seq) index, on SQL and MongoDB alike (no subquery)."""
+    pairs = Q()
+    for conversation in conversations:
+        if conversation.last_seq:
+            pairs |= Q(conversation_id=conversation.pk, seq=conversation.last_seq)
+    if not pairs:
+        return {}
+    return {message.conversation_id: message for message in Message.objects.filter(pairs)}
+
+
+def unread_for(conversation: Conversation, user_id: str) -> int | None:
+    """The unread count of `user_id` in `conversation`, or None when they are not a participant (no
+    watermark: the API's unreadCount is null then too). Reads participants.all(), so a prefetched list
+    costs no query."""
+    for participant in conversation.participants.all():
+        if participant.user_id == user_id:
+            return max(conversation.last_seq - participant.last_read_seq, 0)
+    return None
+
+
+def thread_latest(conversation_id: str, limit: int) -> list[Message]:
+    """The latest `limit` messages of a conversation, oldest first (the history index, read backwards)."""
+    latest = list(Message.objects.filter(conversation_id=conversation_id).order_by("-seq")[:limit])
+    latest.reverse()
+    return latest
+
+
+def conversation_with_participants(conversation_id: str) -> Conversation | None:
+    """The conversation with its participants (for the console page; staff may see every one)."""
+    return _with_participants(Conversation.objects.filter(pk=conversation_id)).first()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from messaging.models import Message
 
@@ -12,7 +14,7 @@ from messaging.models import Message
 class MessageAdmin(admin.ModelAdmin):
     list_display = [
         "id",
-        "conversation_id",
+        "conversation_link",
         "seq",
         "sender_id",
         "sender_role",
@@ -23,6 +25,12 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["message_type", "sender_role"]
     search_fields = ["=id", "=conversation__id", "=sender_id"]
     ordering = ["-id"]  # ids are ULIDs: newest first, on the primary key index
+
+    @admin.display(description="Conversation", ordering="conversation_id")
+    def conversation_link(self, obj: Message) -> str:
+        # To the conversation's live page in the support console (no query: the id is on the row).
+        url = reverse("admin:conversations_conversation_change", args=[obj.conversation_id])
+        return format_html('<a href="{}">{}</a>', url, obj.conversation_id)
 
     @admin.display(description="Content")
     def short_content(self, obj: Message) -> str:

@@ -1,0 +1,236 @@
+"""The support console in Django admin: the conversation list as an inbox, the assign-to-staff action,
+the standard action flow, and the live conversation page (server side; the browser test drives it)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.contrib.staticfiles import finders
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from chatservice.authentication import Principal
+from conversations import services
+from conversations.models import Conversation, Participant
+from messaging.models import Message
+from tests.helpers import ADMIN, USER, send
+
+MARIA = Principal("maria", "ADMIN")
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/conversations/conversation/"
+
+
+def staff_client(username: str) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_user(username, password="pw-123456", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def maria() -> Client:
+    return staff_client("maria")
+
+
+@pytest.fixture
+def john() -> Client:
+    return staff_client("john")
+
+
+def cell(html: str, row_id: str, column: str) -> str:
+    """The inner HTML of one changelist cell: the row is found by its checkbox value (the pk)."""
+    row = re.search(rf'<tr>(?:(?!</tr>).)*value="{re.escape(row_id)}"(?:(?!</tr>).)*</tr>', html, re.S)
+    assert row, f"no row for {row_id}"
+    found = re.search(rf'<t[dh] class="field-{column}[^"]*"[^>]*>(.*?)</t[dh]>', row.group(0), re.S)
+    assert found, f"no {column} cell"
+    return found.group(1).strip()
+
+
+def test_inbox_shows_latest_message_escaped_and_unread_per_viewing_staff_member(maria, john, conversation):
+    send(conversation, "first")
+    services.conversation_assign(conversation=conversation, actor=MARIA, admin_id="maria")
+    services.participant_mark_read(conversation=conversation, reader=MARIA)
+    send(conversation, "second")
+    send(conversation, "<b>bold</b> " + "x" * 200)  # markup and too long for the list
+
+    page = maria.get(CHANGELIST)
+    html = page.content.decode()
+    assert cell(html, conversation.pk, "title").endswith("Refund</a>")
+    assert cell(html, conversation.pk, "status") == "Active"
+    assert cell(html, conversation.pk, "donor") == "u1"
+    assert cell(html, conversation.pk, "assigned_admins") == "maria"
+    assert cell(html, conversation.pk, "unread") == "<strong>2</strong>"  # the two after her watermark
+    preview = cell(html, conversation.pk, "last_message")
+    assert preview.startswith("u1: &lt;b&gt;bold&lt;/b&gt; xxx") and preview.endswith("…")
+    assert len(preview.replace("&lt;", "<").replace("&gt;", ">")) == len("u1: ") + 80
+    assert "<b>bold</b>" not in html
+    assert cell(html, conversation.pk, "last_message_at") != "-"
+
+    # john does not take part: no watermark, so no count (as the API's null unreadCount)
+    assert cell(john.get(CHANGELIST).content.decode(), conversation.pk, "unread") == "—"
+    # maria reads: her count drops to 0, john's stays "—"
+    services.participant_mark_read(conversation=conversation, reader=MARIA)
+    assert cell(maria.get(CHANGELIST).content.decode(), conversation.pk, "unread") == "0"
+
+
+def test_inbox_lists_newest_activity_first_and_empty_conversations_have_no_preview(maria, conversation, donor):
+    newer = Conversation.objects.get(
+        pk=donor.post("/api/conversations", {"subject": "Newer"}, format="json").json()["conversationId"]
+    )
+    page = maria.get(CHANGELIST)
+    assert [c.pk for c in page.context["cl"].result_list] == [newer.pk, conversation.pk]
+    assert cell(page.content.decode(), newer.pk, "last_message") == "—"
+    send(conversation, "bump")  # a message is activity: the older conversation moves to the top
+    assert [c.pk for c in maria.get(CHANGELIST).context["cl"].result_list] == [conversation.pk, newer.pk]
+
+
+def changelist_queries(client: Client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(CHANGELIST).status_code == 200
+    return len(queries)
+
+
+def test_changelist_query_count_does_not_grow_with_the_page(maria, django_assert_max_num_queries):
+    def open_conversations(n: int) -> None:
+        for i in range(n):
+            c = services.conversation_create(creator=USER, subject=f"c{i}")
+            send(c, f"hello {i}")
+            services.conversation_assign(conversation=c, actor=ADMIN, admin_id="maria")
+
+    open_conversations(2)
+    few = changelist_queries(maria)
+    open_conversations(12)
+    many = changelist_queries(maria)
+    assert many == few
+    with django_assert_max_num_queries(few):
+        assert len(maria.get(CHANGELIST).context["cl"].result_list) == 14
+
+
+def test_action_bar_offers_active_staff_only(maria, conversation):
+    staff_client("john")
+    User.objects.create_user("bob", password="pw-123456")  # not staff
+    User.objects.create_user("gone", password="pw-123456", is_staff=True, is_active=False)
+    html = maria.get(CHANGELIST).content.decode()
+    assert '<select name="assignee">' in html
+    assert '<option value="john">john</option>' in html and '<option value="maria">maria</option>' in html
+    assert 'value="bob"' not in html and 'value="gone"' not in html
+    assert '<option value="assign_to_staff">' in html
+
+
+def test_assign_to_another_staff_member_records_a_system_message(
+    maria, john, conversation, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = maria.post(
+            CHANGELIST, {"action": "assign_to_staff", "assignee": "john", "_selected_action": [conversation.pk]}
+        )
+    assert response.status_code == 302  # the standard flow: straight back to the list
+    assert Participant.objects.get(conversation=conversation, user_id="john").role == "ADMIN"
+    assert not Participant.objects.filter(conversation=conversation, user_id="maria").exists()
+    notice = Message.objects.get(conversation=conversation)
+    assert (notice.message_type, notice.sender_id, notice.content) == ("SYSTEM", "maria", "john was assigned by maria")
+    # announced to the conversation's sockets once committed
+    assert notice.pk in repr([callback.args for callback in callbacks if hasattr(callback, "args")])
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["1 conversation(s) assigned to john."]
+    assert Conversation.objects.get(pk=conversation.pk).admin_count == 1
+
+
+@pytest.mark.parametrize(
+    ("assignee", "error"),
+    [
+        ("bob", "bob is not an active staff member; nothing was changed."),
+        ("nobody", "nobody is not an active staff member; nothing was changed."),
+        ("", "Choose the staff member to assign to; nothing was changed."),
+    ],
+)
+def test_assign_to_staff_refuses_anyone_but_active_staff(maria, conversation, assignee, error):
+    User.objects.create_user("bob", password="pw-123456")
+    before = (Message.objects.count(), list(Participant.objects.values_list("user_id", flat=True)))
+    response = maria.post(
+        CHANGELIST, {"action": "assign_to_staff", "assignee": assignee, "_selected_action": [conversation.pk]}
+    )
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [error]
+    assert (Message.objects.count(), list(Participant.objects.values_list("user_id", flat=True))) == before
+    assert Conversation.objects.get(pk=conversation.pk).admin_count == 0
+
+
+def test_assign_to_a_staff_member_who_is_the_donor_is_refused_per_conversation(conversation):
+    client = staff_client("u1")  # a staff account whose username is the donor's id
+    response = client.post(
+        CHANGELIST, {"action": "assign_to_staff", "assignee": "u1", "_selected_action": [conversation.pk]}
+    )
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"{conversation.pk}: u1 already takes part in this conversation as a donor."
+    ]
+    assert Participant.objects.get(conversation=conversation, user_id="u1").role == "USER"
+    assert not Message.objects.exists()
+
+
+def test_close_and_reopen_through_the_standard_action_flow(maria, conversation, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = maria.post(CHANGELIST, {"action": "close", "index": "0", "_selected_action": [conversation.pk]})
+    assert response.status_code == 302 and response["Location"] == CHANGELIST  # no confirmation page
+    assert Conversation.objects.get(pk=conversation.pk).status == "CLOSED"
+    closed = Message.objects.get(conversation=conversation)
+    assert closed.content == "Conversation closed by maria" and closed.metadata["status"] == "CLOSED"
+    assert closed.pk in repr([callback.args for callback in callbacks if hasattr(callback, "args")])
+
+    response = maria.post(CHANGELIST, {"action": "reopen", "index": "0", "_selected_action": [conversation.pk]})
+    assert response.status_code == 302
+    assert Conversation.objects.get(pk=conversation.pk).status == "ACTIVE"
+    assert list(
+        Message.objects.filter(conversation=conversation).order_by("seq").values_list("content", flat=True)
+    ) == [
+        "Conversation closed by maria",
+        "Conversation active by maria",
+    ]
+    assert maria.get(CHANGELIST + "?status__exact=ACTIVE").context["cl"].result_count == 1
+
+
+def test_change_page_renders_the_live_thread_escaped(maria, conversation):
+    send(conversation, "<img src=x onerror=alert(1)> & more")
+    reply = send(conversation, "on it", sender=ADMIN)
+    page = maria.get(f"{CHANGELIST}{conversation.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'<section id="live-thread" class="console" data-conversation-id="{conversation.pk}"' in html
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in html
+    assert "<img src=x" not in html
+    assert '<label for="console-reply">Reply</label>' in html and '<textarea id="console-reply"' in html
+    assert "/static/conversations/console.js" in html and "/static/conversations/console.css" in html
+    config = json.loads(re.search(r'<script id="console-config" type="application/json">(.*?)</script>', html).group(1))
+    assert config == {
+        "conversationId": conversation.pk,
+        "userId": "maria",
+        "wsPath": f"/ws/conversations/{conversation.pk}",
+        "lastMessageId": reply.pk,
+        "readSeqs": {"u1": 1, "agent1": 2},  # each sender has read up to their own message
+    }
+    # the reply box is outside the change form: saving the form never posts it
+    form = re.search(r'<form [^>]*id="conversation_form".*?</form>', html, re.S).group(0)
+    assert "console-reply" not in form
+
+
+def test_console_assets_are_served_from_the_app():
+    assert finders.find("conversations/console.js") and finders.find("conversations/console.css")
+
+
+def test_change_page_requires_staff(conversation):
+    client = Client()
+    client.force_login(User.objects.create_user("bob", password="pw-123456"))
+    assert client.get(f"{CHANGELIST}{conversation.pk}/change/").status_code == 302
+
+
+def test_message_list_links_each_message_to_its_conversation_page(maria, conversation):
+    send(conversation, "<u>hi</u>")
+    html = maria.get("/admin/messaging/message/").content.decode()
+    assert f'<a href="{CHANGELIST}{conversation.pk}/change/">{conversation.pk}</a>' in html
+    assert "&lt;u&gt;hi&lt;/u&gt;" in html and "<u>hi</u>" not in html
