@@ -43,7 +43,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from chatservice.config import BASE_DIR
-from tests.servers import DAPHNE, STARTUP_TIMEOUT_S, free_port, migrate, server_env
+from tests.servers import DAPHNE, free_port, migrate, server_env, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -98,18 +98,7 @@ class LiveServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self._process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not become ready:\n{self.log()}")
-            time.sleep(0.05)  # bounded start-up poll: there is no event to await from another process
+        wait_until_serving(self._process, self.url, self.log)
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         """SIGKILL by default: a crash, so clients see their sockets drop with no close frame."""

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,29 +79,41 @@ def daphne(env: Mapping[str, str], *, expect_healthy: bool = True, flags: tuple[
     )
     server = Server(process, port, Path(log.name))
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {process.returncode}:\n{server.log()}")
-            try:
-                status = httpx.get(f"{server.url}/health", timeout=5).status_code
-                if status == 200 or not expect_healthy:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not become ready:\n{server.log()}")
-            time.sleep(0.1)  # bounded start-up poll: there is no event to await from another process
+        wait_until_serving(process, server.url, server.log, expect_healthy=expect_healthy)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        terminate(process)
         log.close()
         os.unlink(log.name)
+
+
+def wait_until_serving(
+    process: subprocess.Popen, url: str, log: Callable[[], str], *, expect_healthy: bool = True
+) -> None:
+    """Until the Daphne `process` answers /health (with 200 when `expect_healthy`); its log on failure."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}:\n{log()}")
+        try:
+            status = httpx.get(f"{url}/health", timeout=5).status_code
+            if status == 200 or not expect_healthy:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"daphne did not become ready:\n{log()}")
+        time.sleep(0.05)  # bounded start-up poll: there is no event to await from another process
+
+
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 REDIS_SERVER = "/usr/bin/redis-server"

@@ -49,7 +49,7 @@ from websockets.protocol import State
 
 from chatservice.config import BASE_DIR, ConfigError, load_config
 from chatservice.devkeys import generate_rsa_keypair
-from tests.servers import DAPHNE, STARTUP_TIMEOUT_S, Server, daphne, free_port, redis_server
+from tests.servers import DAPHNE, STARTUP_TIMEOUT_S, Server, daphne, free_port, redis_server, terminate
 
 COMPOSE_FILE = BASE_DIR / "docker-compose.yml"
 DOCKERFILE = BASE_DIR / "Dockerfile"
@@ -840,12 +840,7 @@ def nginx(upstreams: list[Server]) -> Iterator[Proxy]:
                 time.sleep(0.05)  # bounded start-up poll
         yield Proxy(port, prefix, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        terminate(process)
         shutil.rmtree(prefix, ignore_errors=True)
 
 
