@@ -200,6 +200,7 @@ SYSTEM_ACTOR = Principal("system", Role.ADMIN, via="command")
 TRANSITION_BATCH_SIZE = 200
 
 ProgressCallback = Callable[[int, int], None]  # (done, total)
+ConversationCallback = Callable[[Conversation, bool], None]  # (conversation, changed)
 
 
 @dataclass(frozen=True)
@@ -248,13 +249,15 @@ def _conversations_transition_idle(
     dry_run: bool,
     batch_size: int,
     on_progress: ProgressCallback | None,
-    on_conversation: Callable[[Conversation, bool], None] | None,
+    on_conversation: ConversationCallback | None,
 ) -> Transitions:
     if days < 1:
         raise ServiceError("days must be at least 1.", code="invalid_days")
     idle_since = timezone.now() - timedelta(days=days)
     candidates = selectors.conversations_idle(status=from_status, idle_since=idle_since)
     total = candidates.count()
+    reason = reason.format(days=days)
+    details = {"reason": "inactive", "inactiveDays": days}
     done = changed = 0
     for batch in selectors.in_pk_batches(candidates, batch_size):
         for conversation in batch:
@@ -264,8 +267,8 @@ def _conversations_transition_idle(
                 to_status=to_status,
                 idle_since=idle_since,
                 actor=actor,
-                reason=reason.format(days=days),
-                details={"reason": "inactive", "inactiveDays": days},
+                reason=reason,
+                details=details,
             )
             changed += moved
             if on_conversation is not None:
@@ -283,7 +286,7 @@ def conversations_close_inactive(
     dry_run: bool = False,
     batch_size: int = TRANSITION_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
-    on_conversation: Callable[[Conversation, bool], None] | None = None,
+    on_conversation: ConversationCallback | None = None,
 ) -> Transitions:
     """Close ACTIVE conversations without a message or change for `days` days, each like a status
     update by `actor`: a SYSTEM message records it and the conversation's sockets are told after commit.
@@ -308,7 +311,7 @@ def conversations_archive_closed(
     dry_run: bool = False,
     batch_size: int = TRANSITION_BATCH_SIZE,
     on_progress: ProgressCallback | None = None,
-    on_conversation: Callable[[Conversation, bool], None] | None = None,
+    on_conversation: ConversationCallback | None = None,
 ) -> Transitions:
     """Archive CLOSED conversations untouched for `days` days (closing counts as a touch, so the
     period runs from the close); recorded and announced like conversations_close_inactive."""
@@ -380,11 +383,15 @@ def _replace_id(value: Any, user_id: str) -> Any:
     return value
 
 
+def _rename_in_notice(message: Message, user_id: str) -> None:
+    """Generated text, not the user's words: keep what happened, drop who."""
+    message.content = _replace_id(message.content, user_id)
+    message.metadata = _replace_id(message.metadata, user_id)
+
+
 def _anonymize(message: Message, user_id: str, now: datetime) -> None:
     if _is_service_notice(message):
-        # Generated text, not the user's words: keep what happened, drop who.
-        message.content = _replace_id(message.content, user_id)
-        message.metadata = _replace_id(message.metadata, user_id)
+        _rename_in_notice(message, user_id)
     else:
         message.content = ERASED_CONTENT
         message.metadata = {}
@@ -458,8 +465,7 @@ def user_erase(
             now = timezone.now()
             named = [m for m in notice_batch if _is_service_notice(m) and m.metadata.get("adminId") == user_id]
             for message in named:
-                message.content = _replace_id(message.content, user_id)
-                message.metadata = _replace_id(message.metadata, user_id)
+                _rename_in_notice(message, user_id)
                 message.updated_at = now
                 erasure.conversation_ids.add(message.conversation_id)
             if named and not dry_run:

@@ -153,14 +153,14 @@ def message_append(
     return result
 
 
-def _same_send(existing: Message, request: SendRequest) -> Sent:
+def _same_send(existing: Message, request: SendRequest) -> Sent | Conflict:
     """A retry must repeat the original; reusing a key for a different message is a client bug."""
     if (existing.content, existing.message_type, existing.metadata) != (
         request.content,
         request.message_type,
         request.metadata or {},
     ):
-        raise Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
+        return Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
     return Sent(existing, created=False)
 
 
@@ -202,10 +202,7 @@ def messages_store(
             continue
         original = previous.get((request.conversation_id, request.sender.user_id, request.client_message_id or ""))
         if original is not None:
-            try:
-                results[index] = _same_send(original, request)
-            except Conflict as exc:
-                results[index] = exc
+            results[index] = _same_send(original, request)
             continue
         pending.append(index)
     if not pending:
