@@ -29,13 +29,13 @@ from realtime.routing import websocket_urlpatterns  # noqa: E402
 # pause of up to 30 ms (p99 10 -> 29 ms), so the thresholds stay Python's defaults.
 gc.freeze()
 
+websocket_router = URLRouter(websocket_urlpatterns)
 application = ProtocolTypeRouter(
     {
         "http": BodySizeLimitMiddleware(django_asgi_app, max_bytes=settings.MAX_REQUEST_BODY_BYTES),
         # The token leaves the query string first, before anything below can log or trace the scope.
         "websocket": QueryTokenAuthMiddleware(
-            token_app=URLRouter(websocket_urlpatterns),
-            session_app=AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+            token_app=websocket_router, session_app=AuthMiddlewareStack(websocket_router)
         ),
     }
 )

@@ -34,7 +34,7 @@ def _database_round_trip() -> None:
         if connection.vendor == "mongodb" and not connection.features._supports_transactions:
             raise RuntimeError("MongoDB is not a replica set: no transactions")
     finally:
-        connections["default"].close()
+        connection.close()
 
 
 async def check_database() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
+from typing import Literal, get_args
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
@@ -51,11 +51,11 @@ LAYER_DROPS = Counter(
 # The buckets of realtime.consumers: the per-socket one on message frames and on read frames, the
 # per-user one (message frames, shared by a user's sockets), the typing one.
 RateLimitKind = Literal["message", "read", "user", "typing"]
-RATE_LIMIT_KINDS: tuple[RateLimitKind, ...] = ("message", "read", "user", "typing")
+RATE_LIMIT_KINDS: tuple[RateLimitKind, ...] = get_args(RateLimitKind)
 LayerDropReason = Literal["publish_failed", "over_capacity"]
 
 _rate_limited = {kind: RATE_LIMITED.labels(kind) for kind in RATE_LIMIT_KINDS}
-_layer_drops = {reason: LAYER_DROPS.labels(reason) for reason in ("publish_failed", "over_capacity")}
+_layer_drops = {reason: LAYER_DROPS.labels(reason) for reason in get_args(LayerDropReason)}
 # Codes are the service's own (frame, validation and service errors), never client text, so the label
 # set stays small; each code's child is bound the first time it is used.
 _error_frames: dict[str, Counter] = {}

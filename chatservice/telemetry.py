@@ -118,22 +118,33 @@ def configure(config: TracingConfig, *, processor: SpanProcessor | None = None) 
     return True
 
 
-def _instrument(provider: TracerProvider) -> None:
+def _instrumentors() -> tuple[Any, Any, Any, Any, Any]:
+    """Django, Redis, SQLite, psycopg and PyMongo instrumentors (each class is a singleton), imported
+    only when tracing is configured."""
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
     from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
 
-    DjangoInstrumentor().instrument(
-        tracer_provider=provider, request_hook=_redact_request_urls, excluded_urls=EXCLUDED_URLS
+    return (
+        DjangoInstrumentor(),
+        RedisInstrumentor(),
+        SQLite3Instrumentor(),
+        PsycopgInstrumentor(),
+        PymongoInstrumentor(),
     )
-    RedisInstrumentor().instrument(tracer_provider=provider)  # arguments are recorded as `?` only
+
+
+def _instrument(provider: TracerProvider) -> None:
+    django, redis, sqlite3, psycopg, pymongo = _instrumentors()
+    django.instrument(tracer_provider=provider, request_hook=_redact_request_urls, excluded_urls=EXCLUDED_URLS)
+    redis.instrument(tracer_provider=provider)  # arguments are recorded as `?` only
     # Statements with placeholders; parameters are not captured.
-    SQLite3Instrumentor().instrument(tracer_provider=provider)
-    PsycopgInstrumentor().instrument(tracer_provider=provider, enable_commenter=False, capture_parameters=False)
+    sqlite3.instrument(tracer_provider=provider)
+    psycopg.instrument(tracer_provider=provider, enable_commenter=False, capture_parameters=False)
     # The command name, never its documents.
-    PymongoInstrumentor().instrument(tracer_provider=provider, capture_statement=False)
+    pymongo.instrument(tracer_provider=provider, capture_statement=False)
 
 
 def shutdown() -> None:
@@ -141,19 +152,7 @@ def shutdown() -> None:
     global _provider
     if _provider is None:
         return
-    from opentelemetry.instrumentation.django import DjangoInstrumentor
-    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
-    from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
-
-    for instrumentor in (
-        DjangoInstrumentor(),
-        RedisInstrumentor(),
-        SQLite3Instrumentor(),
-        PsycopgInstrumentor(),
-        PymongoInstrumentor(),
-    ):
+    for instrumentor in _instrumentors():
         instrumentor.uninstrument()
     tracing.disable()
     _provider.shutdown()

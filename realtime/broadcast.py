@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -67,13 +67,14 @@ async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
                     logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
 
 
-async def _publish_all(events: list[tuple[str, Mapping[str, Any]]]) -> None:
+async def publish_all(events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Publish (conversation id, event) pairs concurrently, from async code. Never raises."""
     await asyncio.gather(*(publish(conversation_id, event) for conversation_id, event in events))
 
 
 def _publish_from_sync(events: list[tuple[str, Mapping[str, Any]]]) -> None:
     # One hop to the event loop for the whole transaction, not one per event.
-    async_to_sync(_publish_all)(events)
+    async_to_sync(publish_all)(events)
 
 
 def publish_on_commit(events: list[tuple[str, Mapping[str, Any]]]) -> None:

@@ -48,7 +48,7 @@ from messaging import services as message_services
 from messaging.models import Message
 from messaging.serializers import MessageInput
 from realtime import events, tracing
-from realtime.broadcast import PUBLISHED_AT, conversation_group, publish
+from realtime.broadcast import PUBLISHED_AT, conversation_group, publish, publish_all
 from realtime.presence import PRESENCE_REFRESH_S, get_presence
 from realtime.ratelimit import TokenBucket
 
@@ -295,7 +295,7 @@ class SendBatcher:
                 self.claimed.pop(message_id, None)
             # The fan-out belongs to the frame that opened the batch (the store span links the others).
             with tracing.active(next((span for span in spans if span is not None), None)):
-                await asyncio.gather(*(publish(c, event) for c, event in publications))
+                await publish_all(publications)
             for span in spans:
                 tracing.end(span)
 
