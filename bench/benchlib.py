@@ -1,4 +1,5 @@
-"""What every benchmark report shares: a description of the machine it ran on, and percentiles."""
+"""What every benchmark shares: its environment and child processes, tokens, a description of the machine
+it ran on, and percentiles."""
 
 from __future__ import annotations
 
@@ -7,12 +8,64 @@ import math
 import os
 import platform
 import shlex
+import socket
 import sqlite3
+import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import django
+import jwt
+
+HOST = "127.0.0.1"  # loopback only: a benchmark must never talk to anything but its own children
+TOKEN_LIFETIME_S = 3_600  # longer than any run
+SHUTDOWN_TIMEOUT_S = 10.0  # grace period for a child after SIGTERM before SIGKILL
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare_environment(database_url: str, extra: Mapping[str, str] | None = None) -> bytes:
+    """Generate the key pair, set the service's environment (plus `extra`) for this process and its
+    children, and return the private key PEM (used to mint tokens)."""
+    from chatservice.devkeys import generate_rsa_keypair  # the caller has put the repo root on sys.path
+
+    private_pem, public_pem = generate_rsa_keypair()
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "JWT_PUBLIC_KEY": public_pem.decode(),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "bench",
+            "ALLOWED_HOSTS": f"{HOST},localhost",
+            "LOG_LEVEL": "warning",
+            "DJANGO_SETTINGS_MODULE": "chatservice.settings",
+            **(extra or {}),
+        }
+    )
+    return private_pem
+
+
+def mint(private_pem: bytes, user_id: str, role: str) -> str:
+    claims = {"sub": user_id, "role": role, "exp": int(time.time()) + TOKEN_LIFETIME_S}
+    return jwt.encode(claims, private_pem, algorithm="RS256")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within SHUTDOWN_TIMEOUT_S; nothing if it already exited."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=SHUTDOWN_TIMEOUT_S)
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -35,7 +35,6 @@ import datetime as dt
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,8 +46,7 @@ from typing import Any
 
 import django
 import httpx
-import jwt
-from benchlib import machine_lines, percentile
+from benchlib import HOST, free_port, machine_lines, mint, percentile, prepare_environment, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # `python bench/rest_bench.py` puts bench/ (not the repo root) on sys.path; the apps live at the root.
@@ -57,7 +55,6 @@ if str(REPO_ROOT) not in sys.path:
 
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "rest_bench.md"
 DAPHNE = REPO_ROOT / ".venv" / "bin" / "daphne"
-HOST = "127.0.0.1"  # loopback only: the benchmark must never talk to anything but its own child server
 
 DEFAULT_REQUESTS = 400  # timed requests per scenario: enough samples for a meaningful p99 (4 above it)
 DEFAULT_MESSAGES = 100_000  # size of the "big" conversation: a long-lived support thread
@@ -74,8 +71,6 @@ TARGET_P99_MS = 20.0  # the service-level target for the big scenarios
 HEALTH_TIMEOUT_S = 30.0  # Daphne + Django start in ~2 s; anything past this is a broken start
 HEALTH_POLL_S = 0.1  # between /health probes while the server starts
 REQUEST_TIMEOUT_S = 10.0  # per request; a request this slow is a failure, not a data point
-TOKEN_LIFETIME_S = 3_600  # longer than any run
-SHUTDOWN_TIMEOUT_S = 10.0  # grace period for Daphne after SIGTERM before SIGKILL
 HISTORY_SPAN = dt.timedelta(days=90)  # conversations' activity is spread over this window
 RNG_SEED = 20_240_601  # fixed: the same data set on every run, so runs are comparable
 # Vocabulary of the generated message texts: short support-chat words, so lengths and payloads vary.
@@ -112,32 +107,6 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------------------------- setup
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def prepare_environment(tmp: Path) -> bytes:
-    """Generate the key pair, set the service's environment for this process and its children, and
-    return the private key PEM (used to mint tokens)."""
-    from chatservice.devkeys import generate_rsa_keypair
-
-    private_pem, public_pem = generate_rsa_keypair()
-    os.environ.update(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-            "JWT_PUBLIC_KEY": public_pem.decode(),
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "bench",
-            "ALLOWED_HOSTS": f"{HOST},localhost",
-            "LOG_LEVEL": "warning",
-            "DJANGO_SETTINGS_MODULE": "chatservice.settings",
-        }
-    )
-    return private_pem
 
 
 def migrate() -> None:
@@ -386,23 +355,7 @@ def wait_healthy(server: subprocess.Popen[bytes], base_url: str, log_path: Path)
     raise RuntimeError(f"daphne not healthy after {HEALTH_TIMEOUT_S:.0f} s:\n{log_path.read_text()[-3000:]}")
 
 
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=SHUTDOWN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=SHUTDOWN_TIMEOUT_S)
-
-
 # ---------------------------------------------------------------------------------------- measurement
-
-
-def mint(private_pem: bytes, user_id: str, role: str) -> str:
-    claims = {"sub": user_id, "role": role, "exp": int(time.time()) + TOKEN_LIFETIME_S}
-    return jwt.encode(claims, private_pem, algorithm="RS256")
 
 
 def scenarios(data: Dataset, private_pem: bytes) -> list[Scenario]:
@@ -556,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     run_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        private_pem = prepare_environment(tmp)
+        private_pem = prepare_environment(f"sqlite:///{tmp / 'bench.sqlite3'}")
         migrate()
         data = seed(messages=args.messages, conversations=args.conversations)
         print(f"seeded in {data.seconds:.1f} s", flush=True)
@@ -570,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = scenarios(data, private_pem)
             measure(base_url, plan, args.requests)
         finally:
-            stop_server(server)
+            stop_process(server)
 
     text_report = report(plan, data, args, startup_s)
     text_report += f"\nTotal run time: {time.perf_counter() - run_started:.1f} s\n"

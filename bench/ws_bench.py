@@ -66,9 +66,8 @@ from pathlib import Path
 import benchlib
 import django
 import httpx
-import jwt
 import redis
-from benchlib import percentile
+from benchlib import HOST, free_port, mint, percentile, stop_process
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -83,7 +82,6 @@ RESULTS_FILE = REPO_ROOT / "bench" / "results" / "ws_bench.md"
 DAPHNE = REPO_ROOT / ".venv" / "bin" / "daphne"
 RELAY = REPO_ROOT / "bench" / "relay.py"
 REDIS_SERVER = "/usr/bin/redis-server"
-HOST = "127.0.0.1"  # loopback only: the benchmark must never talk to anything but its own children
 
 DEFAULT_CONVERSATIONS = 50  # 100 sockets in the timed runs: many conversations, none of them hot
 DEFAULT_DURATION_S = 15.0  # per timed run: long enough for several gap sweeps and a stable rate
@@ -119,8 +117,6 @@ LAG_TICK_S = 0.01  # the client's event-loop lag probe: it sleeps this long and 
 HEALTH_TIMEOUT_S = 30.0  # Daphne + Django start in ~2 s; anything past this is a broken start
 HEALTH_POLL_S = 0.1  # between readiness probes while a child starts
 REQUEST_TIMEOUT_S = 10.0  # per REST request during setup
-TOKEN_LIFETIME_S = 3_600  # longer than any run
-SHUTDOWN_TIMEOUT_S = 10.0  # grace period for a child after SIGTERM before SIGKILL
 MAX_LOG_EXCERPTS = 3  # distinct error lines quoted per worker log in the report
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CODE_VERSION = "unknown"  # set by main(): commit and uncommitted app changes when the run started
@@ -133,12 +129,6 @@ CAPACITY_SHARE = 0.95  # (b) delivering less than this share of the offered rate
 
 
 # ------------------------------------------------------------------------------------------ processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -166,14 +156,7 @@ def spawn(name: str, argv: list[str], port: int, log_path: Path, env: dict[str, 
 
 
 def stop(child: Child) -> None:
-    if child.process.poll() is not None:
-        return
-    child.process.terminate()
-    try:
-        child.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        child.process.kill()
-        child.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    stop_process(child.process)
 
 
 def wait_until(child: Child, probe: str) -> None:
@@ -279,24 +262,11 @@ class CpuMeter:
 
 
 def prepare_environment(tmp: Path, database_url: str | None) -> bytes:
-    """Generate the key pair, set the service's environment for this process and its children, and
-    return the private key PEM (used to mint tokens). REDIS_URL is added once Redis has a port."""
-    from chatservice.devkeys import generate_rsa_keypair
-
-    private_pem, public_pem = generate_rsa_keypair()
-    os.environ.update(
-        {
-            "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",
-            "JWT_PUBLIC_KEY": public_pem.decode(),
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "bench",
-            "ALLOWED_HOSTS": f"{HOST},localhost",
-            "LOG_LEVEL": "warning",
-            "DJANGO_SETTINGS_MODULE": "chatservice.settings",
-            **dict.fromkeys(RATE_LIMIT_VARS, RATE_LIMIT),
-        }
+    """The service's environment with every rate limit raised (benchlib.prepare_environment); returns the
+    private key PEM. REDIS_URL is added once Redis has a port."""
+    return benchlib.prepare_environment(
+        database_url or f"sqlite:///{tmp / 'bench.sqlite3'}", dict.fromkeys(RATE_LIMIT_VARS, RATE_LIMIT)
     )
-    return private_pem
 
 
 def migrate() -> None:
@@ -318,11 +288,6 @@ def raise_fd_limit(needed: int) -> int:
     if target > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def mint(private_pem: bytes, user_id: str, role: str) -> str:
-    claims = {"sub": user_id, "role": role, "exp": int(time.time()) + TOKEN_LIFETIME_S}
-    return jwt.encode(claims, private_pem, algorithm="RS256")
 
 
 @dataclass

@@ -32,18 +32,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from chatservice.config import BASE_DIR
-from tests.servers import DAPHNE, free_port, migrate, server_env, wait_until_serving
+from tests.servers import free_port, migrate, mint, server_env, start_daphne, terminate, wait_until_serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -79,7 +77,7 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def mint(self, user: str, role: str = "USER", ttl: int = 900) -> str:
-        return jwt.encode({"sub": user, "role": role, "exp": int(time.time()) + ttl}, self._private_pem, "RS256")
+        return mint(self._private_pem, user, role, ttl)
 
     def api(self, method: str, path: str, user: str, role: str = "USER", **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.mint(user, role)}"}
@@ -91,25 +89,14 @@ class LiveServer:
     def start(self) -> None:
         with self._log_path.open("ab") as log:
             # Twisted listens with SO_REUSEADDR, so a restart can take the port of a killed worker at once.
-            self._process = subprocess.Popen(
-                [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), "chatservice.asgi:application"],
-                cwd=BASE_DIR,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            self._process = start_daphne(self.env, self.port, log)
         wait_until_serving(self._process, self.url, self.log)
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         """SIGKILL by default: a crash, so clients see their sockets drop with no close frame."""
         if self._process is None:
             return
-        self._process.send_signal(sig)
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
+        terminate(self._process, sig)
         self._process = None
 
     def restart(self) -> None:

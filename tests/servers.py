@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
+import jwt
 
 from chatservice.config import BASE_DIR
 
@@ -26,6 +29,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def mint(private_pem: bytes, sub: str, role: str = "USER", ttl: int = 900) -> str:
+    """An RS256 bearer token for `sub`, valid for `ttl` seconds, that the servers started here accept."""
+    return jwt.encode({"sub": sub, "role": role, "exp": int(time.time()) + ttl}, private_pem, algorithm="RS256")
 
 
 def server_env(public_pem: str, database_url: str, **extra: str) -> dict[str, str]:
@@ -70,13 +78,7 @@ class Server:
 def daphne(env: Mapping[str, str], *, expect_healthy: bool = True, flags: tuple[str, ...] = ()) -> Iterator[Server]:
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="daphne-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), *flags, "chatservice.asgi:application"],
-        cwd=BASE_DIR,
-        env=dict(env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_daphne(env, port, log, flags)
     server = Server(process, port, Path(log.name))
     try:
         wait_until_serving(process, server.url, server.log, expect_healthy=expect_healthy)
@@ -85,6 +87,17 @@ def daphne(env: Mapping[str, str], *, expect_healthy: bool = True, flags: tuple[
         terminate(process)
         log.close()
         os.unlink(log.name)
+
+
+def start_daphne(env: Mapping[str, str], port: int, log: IO[bytes], flags: tuple[str, ...] = ()) -> subprocess.Popen:
+    """Daphne serving the app on 127.0.0.1:`port`, its output into `log`; not yet ready (wait_until_serving)."""
+    return subprocess.Popen(
+        [DAPHNE, "-b", "127.0.0.1", "-p", str(port), *flags, "chatservice.asgi:application"],
+        cwd=BASE_DIR,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_until_serving(
@@ -106,9 +119,9 @@ def wait_until_serving(
         time.sleep(0.05)  # bounded start-up poll: there is no event to await from another process
 
 
-def terminate(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
-    process.terminate()
+def terminate(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM unless told), then SIGKILL if it has not exited within 10 s."""
+    process.send_signal(sig)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:

@@ -50,6 +50,7 @@ from websockets.protocol import State
 from chatservice.config import BASE_DIR, ConfigError, load_config
 from chatservice.devkeys import generate_rsa_keypair
 from tests.servers import DAPHNE, STARTUP_TIMEOUT_S, Server, daphne, free_port, redis_server, terminate
+from tests.servers import mint as mint_token
 
 COMPOSE_FILE = BASE_DIR / "docker-compose.yml"
 DOCKERFILE = BASE_DIR / "Dockerfile"
@@ -920,7 +921,7 @@ def test_metrics_are_served_by_workers_but_never_through_the_proxy(stack):
 
 
 def mint(keys, proxy: Proxy, sub: str, role: str = "USER") -> str:
-    token = jwt.encode({"sub": sub, "role": role, "exp": int(time.time()) + 900}, keys[0], algorithm="RS256")
+    token = mint_token(keys[0], sub, role)
     proxy.tokens.append(token)
     return token
 

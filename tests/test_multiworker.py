@@ -13,13 +13,12 @@ from contextlib import ExitStack
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chatservice.devkeys import generate_rsa_keypair
-from tests.servers import Server, daphne, migrate, redis_server, server_env
+from tests.servers import Server, daphne, migrate, mint, redis_server, server_env
 
 pytestmark = pytest.mark.asyncio
 
@@ -58,7 +57,7 @@ def cluster(keys, tmp_path_factory):
 
 
 def token(keys, sub: str, role: str = "USER") -> str:
-    return jwt.encode({"sub": sub, "role": role, "exp": int(time.time()) + 900}, keys[0], algorithm="RS256")
+    return mint(keys[0], sub, role)
 
 
 def rest(keys, server: Server, method: str, path: str, sub: str, role: str = "USER", **kwargs: Any) -> httpx.Response:
