@@ -20,6 +20,7 @@ django_asgi_app = get_asgi_application()
 
 from chatservice.asgi_middleware import BodySizeLimitMiddleware  # noqa: E402
 from realtime.auth import QueryTokenAuthMiddleware  # noqa: E402
+from realtime.outbox import TransportMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 # Everything loaded so far (Django, the apps, URL maps, serializers) lives as long as the process: freeze
@@ -33,9 +34,10 @@ websocket_router = URLRouter(websocket_urlpatterns)
 application = ProtocolTypeRouter(
     {
         "http": BodySizeLimitMiddleware(django_asgi_app, max_bytes=settings.MAX_REQUEST_BODY_BYTES),
-        # The token leaves the query string first, before anything below can log or trace the scope.
-        "websocket": QueryTokenAuthMiddleware(
-            token_app=websocket_router, session_app=AuthMiddlewareStack(websocket_router)
+        # Daphne's protocol object is read from the raw `send` (for backpressure) before anything wraps it;
+        # the token leaves the query string next, before anything below can log or trace the scope.
+        "websocket": TransportMiddleware(
+            QueryTokenAuthMiddleware(token_app=websocket_router, session_app=AuthMiddlewareStack(websocket_router))
         ),
     }
 )

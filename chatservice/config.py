@@ -44,6 +44,23 @@ CHANNEL_LAYERS = frozenset({"pubsub", "core"})
 # Threads for the WebSocket consumers' database work per worker (0: asgiref's one shared thread), and
 # how often each worker checks its sockets for messages whose event was lost (seconds).
 WS_TUNING = {"WS_DB_THREADS": 8, "WS_GAP_SWEEP_S": 10}
+# Bounds per socket and per user, as (default, minimum, maximum). Unsent outbound data per socket: a reader
+# that falls this far behind is closed (4008) and resumes with lastMessageId; 1 MiB holds 100 full-size
+# messages or thousands of ordinary ones. Sockets per user across workers: a person's tabs and devices,
+# not a script's thousands (4429).
+WS_LIMITS = {
+    "WS_MAX_BUFFERED_BYTES": (1024 * 1024, 64 * 1024, 64 * 1024 * 1024),
+    "WS_MAX_BUFFERED_FRAMES": (1000, 10, 100_000),
+    "WS_MAX_SOCKETS_PER_USER": (20, 1, 10_000),
+}
+# Seconds, as (default, minimum, maximum). Presence grace: a user whose last socket closes is announced as
+# gone only if no socket of theirs opens again within it (a reload or a network blip announces nothing).
+# Slow-close grace: how long a socket closed for being too slow may take to read its close frame before
+# the connection is dropped; meanwhile it holds at most the transport's buffer (64 KiB).
+WS_DELAYS = {
+    "WS_PRESENCE_GRACE_S": (5.0, 0.0, 300.0),
+    "WS_SLOW_CLOSE_GRACE_S": (10.0, 1.0, 300.0),
+}
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Shortest METRICS_TOKEN accepted: a scrape secret short enough to guess protects nothing.
 MIN_METRICS_TOKEN_LENGTH = 16
@@ -87,6 +104,11 @@ class Config:
     max_message_length: int
     ws_rates: dict[str, float]
     ws_tuning: dict[str, int]
+    ws_limits: dict[str, int]
+    ws_delays: dict[str, float]
+    # Origins (scheme://host[:port]) whose pages may open a WebSocket with a staff session cookie; empty:
+    # the request's own scheme and port on any host of allowed_hosts (realtime.auth).
+    staff_trusted_origins: tuple[str, ...]
     tracing: TracingConfig
     # The bearer token Prometheus presents at GET /metrics; None keeps /metrics a 404. Not in repr().
     metrics_token: str | None = field(repr=False)
@@ -150,6 +172,51 @@ def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int, m
     if not minimum <= value <= maximum:
         raise ConfigError(f"{name}={value} is out of range ({minimum}..{maximum})")
     return value
+
+
+def _float(environ: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:  # NaN fails this too
+        raise ConfigError(f"{name}={raw.strip()} is out of range ({minimum:g}..{maximum:g})")
+    return value
+
+
+def parse_origins(name: str, raw: str) -> tuple[str, ...]:
+    """A comma-separated list of origins, each `scheme://host[:port]` with nothing after it, normalised as
+    browsers send them (lower-case, no default port)."""
+    origins = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        parsed = urlsplit(item)
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} has an invalid port") from None
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname or parsed.path not in {"", "/"}:
+            raise ConfigError(f"{name}: {item!r} is not an origin like https://desk.example.org[:port]")
+        if parsed.query or parsed.fragment or parsed.username or parsed.password:
+            raise ConfigError(f"{name}: {item!r} is not an origin like https://desk.example.org[:port]")
+        origins.append(origin_string(parsed.scheme, parsed.hostname, port))
+    return tuple(origins)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_string(scheme: str, host: str, port: int | None) -> str:
+    """The serialised origin, as a browser's Origin header carries it: the port only when not the default."""
+    scheme, host = scheme.lower(), host.lower()
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 literals are bracketed in origins
+    shown = "" if port is None or port == DEFAULT_PORTS.get(scheme) else f":{port}"
+    return f"{scheme}://{host}{shown}"
 
 
 def _optional(environ: Mapping[str, str], name: str) -> str | None:
@@ -332,6 +399,15 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             name: _int(env, f"CHAT_{name}", default, minimum=0 if name == "WS_DB_THREADS" else 1, maximum=256)
             for name, default in WS_TUNING.items()
         },
+        ws_limits={
+            name: _int(env, f"CHAT_{name}", default, minimum=low, maximum=high)
+            for name, (default, low, high) in WS_LIMITS.items()
+        },
+        ws_delays={
+            name: _float(env, f"CHAT_{name}", default, minimum=low, maximum=high)
+            for name, (default, low, high) in WS_DELAYS.items()
+        },
+        staff_trusted_origins=parse_origins("CHAT_STAFF_TRUSTED_ORIGINS", env.get("CHAT_STAFF_TRUSTED_ORIGINS", "")),
         tracing=_tracing(env),
         metrics_token=_metrics_token(env),
         ws_rates={

@@ -41,6 +41,11 @@ RATE_LIMITED = Counter(
     "Inbound WebSocket frames refused by a rate limit, by the bucket that refused them.",
     ["kind"],
 )
+SLOW_SOCKETS = Counter(
+    "chat_ws_slow_closed",
+    "WebSocket connections closed (4008) because their client did not read and their unsent frames exceeded "
+    "CHAT_WS_MAX_BUFFERED_BYTES or CHAT_WS_MAX_BUFFERED_FRAMES.",
+)
 LAYER_DROPS = Counter(
     "chat_channel_layer_drops",
     "Events the channel layer did not deliver: publishes that failed after the retry (reason=publish_failed, "
@@ -67,6 +72,10 @@ def socket_opened() -> None:
 
 def socket_closed() -> None:
     OPEN_SOCKETS.dec()
+
+
+def slow_socket_closed() -> None:
+    SLOW_SOCKETS.inc()
 
 
 def messages_persisted(count: int) -> None:

@@ -133,6 +133,10 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Pages staff use may also be served from these origins (a TLS terminator's public name, say): admin forms
+# posted from them pass Django's CSRF origin check, and their staff-session sockets pass realtime.auth's.
+CSRF_TRUSTED_ORIGINS = list(CONFIG.staff_trusted_origins)
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
@@ -154,6 +158,9 @@ CHAT = {
     "METRICS_TOKEN": CONFIG.metrics_token,
     **CONFIG.ws_tuning,
     **CONFIG.ws_rates,
+    **CONFIG.ws_limits,
+    **CONFIG.ws_delays,
+    "STAFF_TRUSTED_ORIGINS": CONFIG.staff_trusted_origins,
 }
 
 REST_FRAMEWORK = {

@@ -7,6 +7,7 @@ WebSocket consumer can send an `error` frame carrying the same code.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,12 +20,31 @@ METADATA_MAX_BYTES = 8 * 1024
 METADATA_MAX_DEPTH = 16
 # C0 controls except tab and newline, DEL, C1 controls (invisible, break terminals and log lines) and
 # lone UTF-16 surrogates, which JSON can carry but no database text column can store.
+# Numbers in metadata: JSON parsers in browsers are exact only up to 2^53, and MongoDB stores integers as
+# BSON int64. A larger number would be stored and then fail to encode (for Redis, for BSON) far from here.
+METADATA_MAX_NUMBER = 2**53
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
     """Normalise newlines and strip control characters (tab and newline survive)."""
     return CONTROL_CHARS.sub("", value.replace("\r\n", "\n"))
+
+
+def number_is_safe(value: float) -> bool:
+    return math.isfinite(value) and -METADATA_MAX_NUMBER <= value <= METADATA_MAX_NUMBER
+
+
+def json_is_safe(value: Any) -> bool:
+    """Whether every number in a JSON value is one `_clean_json` accepts (for values that did not pass
+    through it)."""
+    if isinstance(value, dict):
+        return all(json_is_safe(item) for item in value.values())
+    if isinstance(value, list):
+        return all(json_is_safe(item) for item in value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return number_is_safe(value)
+    return True
 
 
 def _clean_json(value: Any, depth: int = 0) -> Any:
@@ -35,6 +55,11 @@ def _clean_json(value: Any, depth: int = 0) -> Any:
         )
     if isinstance(value, str):
         return clean_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and not number_is_safe(value):
+        raise serializers.ValidationError(
+            f"Numbers must be finite and between -2^53 and 2^53 (got {value!r:.40}).",
+            code="metadata_number_out_of_range",
+        )
     if isinstance(value, dict):
         return {clean_text(str(k)): _clean_json(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -37,15 +37,59 @@ def conversation_list(
     return _with_participants(qs.order_by("-updated_at", "-id"))
 
 
+# ---- the access rule (REST and WebSocket) -----------------------------------------------------------
+
+
+def takes_part(viewer: Principal, participants: Iterable[Participant]) -> bool:
+    """Whether the viewer is one of these participants: the one comparison every access check makes."""
+    return any(p.user_id == viewer.user_id for p in participants)
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a viewer may do with a conversation id. Support staff may see every conversation; donors
+    only those they take part in."""
+
+    conversation: Conversation | None  # None: no such conversation
+    takes_part: bool
+    viewer_is_staff: bool
+
+    @property
+    def allowed(self) -> bool:
+        return self.conversation is not None and (self.takes_part or self.viewer_is_staff)
+
+
+def conversation_access(*, viewer: Principal, conversation_id: str) -> Access:
+    """The access rule, for every transport. Two queries: the conversation and its participants."""
+    conversation = _with_participants(Conversation.objects.filter(pk=conversation_id)).first()
+    if conversation is None:
+        return Access(None, False, viewer.is_admin)
+    return Access(conversation, takes_part(viewer, conversation.participants.all()), viewer.is_admin)
+
+
 def conversation_get(*, viewer: Principal, conversation_id: str) -> Conversation:
     """The conversation if the viewer may see it. A donor who does not take part gets the same 404 as
     for an id that does not exist, so ids reveal nothing."""
-    conversation = _with_participants(Conversation.objects.filter(pk=conversation_id)).first()
-    if conversation is None:
+    access = conversation_access(viewer=viewer, conversation_id=conversation_id)
+    if not access.allowed:
         raise NotFound("Conversation not found.")
-    if not viewer.is_admin and not any(p.user_id == viewer.user_id for p in conversation.participants.all()):
-        raise NotFound("Conversation not found.")
-    return conversation
+    assert access.conversation is not None  # allowed implies it exists
+    return access.conversation
+
+
+def last_seq(conversation_id: str) -> int:
+    """The number of the conversation's latest message (0 when it has none)."""
+    return Conversation.objects.filter(pk=conversation_id).values_list("last_seq", flat=True).get()
+
+
+def last_seqs(conversation_ids: list[str]) -> dict[str, int]:
+    """last_seq of each existing conversation among `conversation_ids`, in one query."""
+    return dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "last_seq"))
+
+
+def unread_count(last_seq: int, participant: Participant) -> int:
+    """Messages after the participant's read watermark: the one unread formula."""
+    return max(last_seq - participant.last_read_seq, 0)
 
 
 # ---- operator reads (management commands) ---------------------------------------------------------
@@ -138,7 +182,7 @@ def unread_for(conversation: Conversation, user_id: str) -> int | None:
     costs no query."""
     for participant in conversation.participants.all():
         if participant.user_id == user_id:
-            return max(conversation.last_seq - participant.last_read_seq, 0)
+            return unread_count(conversation.last_seq, participant)
     return None
 
 

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from chatservice.validation import MetadataField, StrictCharField
 from conversations.models import SUBJECT_MAX_LENGTH, USER_ID_MAX_LENGTH, Conversation, ConversationStatus
+from conversations.selectors import unread_for
 
 
 class ParticipantSerializer(serializers.Serializer):
@@ -32,12 +33,8 @@ class ConversationSerializer(serializers.Serializer):
     unreadCount = serializers.SerializerMethodField()
 
     def get_unreadCount(self, conversation: Conversation) -> int | None:
-        viewer = self.context["principal"]
         # participants.all() is prefetched: no query per conversation.
-        for participant in conversation.participants.all():
-            if participant.user_id == viewer.user_id:
-                return max(conversation.last_seq - participant.last_read_seq, 0)
-        return None
+        return unread_for(conversation, self.context["principal"].user_id)
 
 
 class ConversationCreateInput(serializers.Serializer):

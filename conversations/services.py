@@ -19,6 +19,7 @@ from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, NotFound, PermissionDenied, ServiceError
 from conversations import selectors
 from conversations.models import Conversation, ConversationStatus, Participant, Role
+from messaging import selectors as message_selectors
 from messaging.models import Message, MessageType
 from messaging.services import message_append
 from realtime.broadcast import publish_on_commit
@@ -159,31 +160,26 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
     however many messages it covers; it never moves back. When it moves, the conversation's sockets get
     a read_receipt. Admins who are not participants have no watermark and get their state unchanged."""
     if message_id:
-        seq = (
-            Message.objects.filter(conversation_id=conversation.pk, pk=message_id).values_list("seq", flat=True).first()
-        )
+        seq = message_selectors.message_seq(conversation.pk, message_id)
         if seq is None:
             raise NotFound("No such message in this conversation.", code="message_not_found")
     else:
-        seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
+        seq = selectors.last_seq(conversation.pk)
     now = timezone.now()
     moved = Participant.objects.advance_watermark(
         conversation_id=conversation.pk, user_id=reader.user_id, seq=seq, at=now
     )
     if moved:
-        receipt_id = (
-            message_id
-            or Message.objects.filter(conversation_id=conversation.pk, seq=seq).values_list("id", flat=True).first()
-        )
+        receipt_id = message_id or message_selectors.message_id_at(conversation.pk, seq)
         if receipt_id:
             receipt = read_receipt_frame(message_id=receipt_id, user_id=reader.user_id, read_at=now)
             publish_on_commit([(conversation.pk, frame_event(receipt))])
     participant = Participant.objects.filter(conversation_id=conversation.pk, user_id=reader.user_id).first()
-    last_seq = Conversation.objects.filter(pk=conversation.pk).values_list("last_seq", flat=True).get()
+    last_seq = selectors.last_seq(conversation.pk)
     if participant is None:
         return ReadState(conversation.pk, reader.user_id, None, last_seq)
     return ReadState(
-        conversation.pk, reader.user_id, participant.last_read_at, max(last_seq - participant.last_read_seq, 0)
+        conversation.pk, reader.user_id, participant.last_read_at, selectors.unread_count(last_seq, participant)
     )
 
 

@@ -31,8 +31,24 @@ class MessagePage:
     has_newer: bool
 
 
+def message_seq(conversation_id: str, message_id: str) -> int | None:
+    """The sequence number of a message of this conversation, or None if it has no such message."""
+    return Message.objects.filter(conversation_id=conversation_id, pk=message_id).values_list("seq", flat=True).first()
+
+
+def message_id_at(conversation_id: str, seq: int) -> str | None:
+    return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("id", flat=True).first()
+
+
+def messages_between(conversation_id: str, *, after: int, upto: int, limit: int) -> list[Message]:
+    """Messages numbered after..upto (after excluded), in order, at most `limit` (a range scan on the
+    (conversation, seq) index: replays and gap fills read their range this way, page by page)."""
+    rows = Message.objects.filter(conversation_id=conversation_id, seq__gt=after, seq__lte=upto).order_by("seq")
+    return list(rows[:limit])
+
+
 def _cursor_seq(conversation: Conversation, message_id: str) -> int:
-    seq = Message.objects.filter(conversation_id=conversation.pk, pk=message_id).values_list("seq", flat=True).first()
+    seq = message_seq(conversation.pk, message_id)
     if seq is None:
         raise InvalidCursor()
     return seq

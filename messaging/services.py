@@ -9,7 +9,7 @@ batch of one; every rule below applies per message either way.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -23,10 +23,18 @@ from chatservice import metrics
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, ServiceError
+from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import IDEMPOTENCY_KEY_FLOOR, Message, MessageType, new_message_id
 from realtime.broadcast import publish_on_commit
-from realtime.events import MessagesEvent, StoredMessage, message_item, messages_event
+from realtime.events import (
+    MessagePayload,
+    MessagesEvent,
+    StoredMessage,
+    message_item,
+    message_payload,
+    messages_event,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,9 @@ class SendRequest:
 class Sent:
     message: Message
     created: bool  # False: a retry, answered with the message stored the first time
+    # The message as every frame carries it, built once: the sender's acknowledgement and the event that
+    # announces the message to the other sockets share it.
+    payload: MessagePayload
 
 
 Publication = tuple[str, MessagesEvent]  # (conversation id, event) to publish once committed
@@ -65,11 +76,15 @@ def _reservations(by_conversation: dict[str, list[int]]) -> list[tuple[list[str]
     return [([c], len(by_conversation[c])) for c in sorted(by_conversation)]
 
 
-def _append(
-    items: Sequence[SendRequest], *, require_active: bool = True
-) -> tuple[list[Message | ServiceError], list[Publication]]:
-    """Store `items` as the next messages of their conversations, in order. Must run in a transaction;
-    returns the results and the events that announce them, for the caller to publish after commit.
+@dataclass(frozen=True)
+class Appended:
+    results: list[Message | ServiceError]  # per item
+    payloads: dict[str, MessagePayload]  # by message id, for every message stored
+    publications: list[Publication]  # the events announcing them, for the caller to publish after commit
+
+
+def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> Appended:
+    """Store `items` as the next messages of their conversations, in order. Must run in a transaction.
 
     Per conversation, one conditional UPDATE checks the status, reserves the next sequence numbers and
     takes the row's write lock until commit: concurrent writers to one conversation are numbered
@@ -120,17 +135,18 @@ def _append(
             # Whoever writes has read everything before: their own message never counts as unread.
             watermarks[conversation_id, item.sender.user_id] = (seq, at)
     if not messages:
-        return results, []
+        return Appended(results, {}, [])
     Message.objects.bulk_create(messages)
     Participant.objects.advance_watermarks(watermarks)
     # Counted when durable: a rolled-back (or retried) transaction discards this with its other work.
     transaction.on_commit(partial(metrics.messages_persisted, len(messages)))
     stored: dict[str, list[StoredMessage]] = defaultdict(list)
+    payloads: dict[str, MessagePayload] = {}
     for message in messages:  # already in sequence order within each conversation
         item = message_item(message)
-        message.event_payload = item["payload"]  # built once: the sender's acknowledgement reuses it
+        payloads[message.id] = item["payload"]
         stored[message.conversation_id].append(item)
-    return results, [(c, messages_event(items)) for c, items in stored.items()]
+    return Appended(results, payloads, [(c, messages_event(items)) for c, items in stored.items()])
 
 
 def message_append(
@@ -145,10 +161,11 @@ def message_append(
 ) -> Message:
     """Store one message (services recording SYSTEM messages use this). Must run in a transaction."""
     item = SendRequest(conversation.pk, Principal(sender_id, sender_role), content, message_type, metadata or {})
-    (result,), events = _append([item], require_active=require_active)
+    appended = _append([item], require_active=require_active)
+    (result,) = appended.results
     if isinstance(result, ServiceError):
         raise result
-    publish_on_commit(events)
+    publish_on_commit(appended.publications)
     conversation.last_seq, conversation.last_message_at = result.seq, result.created_at
     return result
 
@@ -161,7 +178,7 @@ def _same_send(existing: Message, request: SendRequest) -> Sent | Conflict:
         request.metadata or {},
     ):
         return Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
-    return Sent(existing, created=False)
+    return Sent(existing, created=False, payload=message_payload(existing))
 
 
 def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str], Message]:
@@ -179,13 +196,11 @@ def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str
     return {(m.conversation_id, m.sender_id, m.client_message_id): m for m in rows}
 
 
-def messages_store(
-    requests: Sequence[SendRequest], *, on_stored: Callable[[int, Message], None] | None = None
-) -> tuple[list[Sent | ServiceError], list[Publication]]:
+def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | ServiceError], list[Publication]]:
     """Store messages in one transaction; each result is what `message_send` would return or raise for
-    that request. Returns the events to publish once the caller has acted on the results (the
-    WebSocket batcher acknowledges its senders first); `on_stored(index, message)` runs for each new
-    message inside the transaction, before anyone can read it. Most callers want `messages_send`.
+    that request, and one request's refusal never affects the others. Returns the events to publish
+    once the caller has acted on the results (the WebSocket batcher acknowledges its senders first).
+    Most callers want `messages_send`.
 
     Idempotent per (conversation, sender, clientMessageId): a retry returns the stored original, even
     if the conversation was closed since. Support staff who are not yet participants join the
@@ -200,6 +215,13 @@ def messages_store(
                 "Only support staff may send SYSTEM messages.", code="system_message_forbidden"
             )
             continue
+        if request.metadata and not json_is_safe(request.metadata):
+            # Transports validate this already (chatservice.validation); a caller that skipped it must not
+            # store a number that no event or BSON document can carry.
+            results[index] = ServiceError(
+                "metadata numbers must be finite and between -2^53 and 2^53.", code="metadata_number_out_of_range"
+            )
+            continue
         original = previous.get((request.conversation_id, request.sender.user_id, request.client_message_id or ""))
         if original is not None:
             results[index] = _same_send(original, request)
@@ -209,18 +231,13 @@ def messages_store(
         return results, []  # type: ignore[return-value]
 
     @retry_transient
-    def store_pending() -> tuple[list[Message | ServiceError], list[Publication]]:
+    def store_pending() -> Appended:
         with atomic():
             _join_staff([requests[i] for i in pending])
-            stored, events = _append([requests[i] for i in pending])
-            if on_stored is not None:
-                for index, result in zip(pending, stored, strict=True):
-                    if isinstance(result, Message):
-                        on_stored(index, result)
-        return stored, events
+            return _append([requests[i] for i in pending])
 
     try:
-        stored, events = store_pending()
+        appended = store_pending()
     except IntegrityError:
         if len(pending) == 1:
             raise
@@ -228,15 +245,14 @@ def messages_store(
         # unique index decides and the retries find the original.
         events = []
         for index in pending:
-            (results[index],), more = messages_store(
-                [requests[index]],
-                on_stored=None if on_stored is None else (lambda _, message, i=index: on_stored(i, message)),
-            )
+            (results[index],), more = messages_store([requests[index]])
             events += more
         return results, events  # type: ignore[return-value]
-    for index, result in zip(pending, stored, strict=True):
-        results[index] = result if isinstance(result, ServiceError) else Sent(result, created=True)
-    return results, events  # type: ignore[return-value]
+    for index, result in zip(pending, appended.results, strict=True):
+        results[index] = (
+            result if isinstance(result, ServiceError) else Sent(result, True, appended.payloads[result.id])
+        )
+    return results, appended.publications  # type: ignore[return-value]
 
 
 def messages_send(requests: Sequence[SendRequest]) -> list[Sent | ServiceError]:

@@ -1,9 +1,13 @@
-"""Publishing to a conversation's sockets, always after the data is durable.
+"""Publishing to a conversation's sockets: every real-time event leaves through this module.
 
-The channel layer is a doorbell, not a store: events are published only once the transaction that
-wrote the data has committed (so a receiver that queries the database finds it), and a failed publish
-is logged, never raised. Nothing is lost by a failed publish: every socket checks the conversation's
-sequence for gaps and fetches what it missed from the database.
+Two ways out, side by side: `publish_on_commit` for events about data (messages, receipts, status),
+published once the transaction that wrote the data has committed, so a receiver that queries the
+database finds it; and `publish_now` for events about people that nothing stores (typing, presence),
+and for data events whose transaction has already committed (the send batcher's).
+
+The channel layer is a doorbell, not a store: a failed publish is logged, never raised. Nothing is lost
+by it: every socket checks the conversation's sequence for gaps and fetches what it missed from the
+database.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chatservice import metrics
-from realtime import tracing
+from chatservice.authentication import Principal
+from realtime import events, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +53,13 @@ def _slots() -> asyncio.Semaphore:
     return _publish_slots[loop]
 
 
-async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
-    """Publish now, from async code. Never raises: see the module docstring."""
+# What the layer raises for an event it cannot serialise (msgpack: a number it cannot encode, a type it
+# does not know), as opposed to Redis being away: only these are worth retrying message by message.
+SERIALIZATION_ERRORS = (TypeError, ValueError, OverflowError)
+
+
+async def publish_now(conversation_id: str, event: Mapping[str, Any]) -> None:
+    """Publish at once, from async code. Never raises: see the module docstring."""
     layer = get_channel_layer()
     if layer is None:
         return
@@ -61,23 +71,54 @@ async def publish(conversation_id: str, event: Mapping[str, Any]) -> None:
                 async with _slots():
                     await layer.group_send(group, message)
                 return
+            except SERIALIZATION_ERRORS as exc:
+                if _is_batch(event):
+                    # One message the layer cannot carry must not hold back the others stored with it.
+                    logger.warning(
+                        "event for conversation %s not serialisable (%s); publishing its messages one by one",
+                        conversation_id,
+                        exc,
+                        exc_info=True,
+                    )
+                    for item in event["messages"]:
+                        await publish_now(conversation_id, events.messages_event([item]))
+                    return
+                metrics.layer_dropped("publish_failed")
+                logger.warning("publish to conversation %s failed: %s", conversation_id, exc, exc_info=True)
+                return
             except Exception as exc:  # the write already succeeded; receivers recover it from the database
                 if attempt == PUBLISH_ATTEMPTS:
                     metrics.layer_dropped("publish_failed")
-                    logger.warning("publish to conversation %s failed: %s", conversation_id, type(exc).__name__)
+                    logger.warning("publish to conversation %s failed: %s", conversation_id, exc, exc_info=True)
 
 
-async def publish_all(events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+def _is_batch(event: Mapping[str, Any]) -> bool:
+    return event.get("type") == "chat.messages" and len(event.get("messages", ())) > 1
+
+
+async def publish_all_now(pairs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     """Publish (conversation id, event) pairs concurrently, from async code. Never raises."""
-    await asyncio.gather(*(publish(conversation_id, event) for conversation_id, event in events))
+    await asyncio.gather(*(publish_now(conversation_id, event) for conversation_id, event in pairs))
 
 
-def _publish_from_sync(events: list[tuple[str, Mapping[str, Any]]]) -> None:
+async def typing_changed(conversation_id: str, typist: Principal, typing: bool) -> None:
+    """Tell the conversation's other users that `typist` started or stopped typing (never stored)."""
+    frame = events.typing_frame(typist.user_id, typing)
+    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=typist.user_id))
+
+
+async def presence_changed(conversation_id: str, person: Principal, joined: bool) -> None:
+    """Tell the conversation's other users that `person` came (first socket) or left (last socket)."""
+    frame = events.presence_frame(person.user_id, person.role, joined=joined)
+    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=person.user_id))
+
+
+def _publish_from_sync(pairs: list[tuple[str, Mapping[str, Any]]]) -> None:
     # One hop to the event loop for the whole transaction, not one per event.
-    async_to_sync(publish_all)(events)
+    async_to_sync(publish_all_now)(pairs)
 
 
-def publish_on_commit(events: list[tuple[str, Mapping[str, Any]]]) -> None:
+def publish_on_commit(pairs: list[tuple[str, Mapping[str, Any]]]) -> None:
     """Publish (conversation id, event) pairs when the current transaction commits (at once outside
-    one)."""
-    transaction.on_commit(partial(_publish_from_sync, events))
+    one), from sync code."""
+    transaction.on_commit(partial(_publish_from_sync, pairs))

@@ -1,4 +1,4 @@
-"""Token buckets for inbound frames."""
+"""Token buckets for inbound frames: per socket, and per user across the sockets of one process."""
 
 from __future__ import annotations
 
@@ -31,3 +31,34 @@ class TokenBucket:
     def retry_after(self, cost: float = 1.0) -> float:
         """Seconds until `cost` tokens are available."""
         return max(0.0, (cost - self.tokens) / self.rate)
+
+
+class SharedBuckets:
+    """One bucket per key, shared by every socket of that key in this process (a user's tabs), and
+    dropped when the last of them releases it."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[object, tuple[TokenBucket, int]] = {}
+
+    def acquire(self, key: object, *, rate: float, burst: float) -> TokenBucket:
+        bucket, holders = self._buckets.get(key, (None, 0))
+        if bucket is None:
+            bucket = TokenBucket(rate=rate, burst=burst)
+        self._buckets[key] = (bucket, holders + 1)
+        return bucket
+
+    def release(self, key: object) -> None:
+        bucket, holders = self._buckets.get(key, (None, 0))
+        if bucket is None:
+            return
+        if holders <= 1:
+            del self._buckets[key]
+        else:
+            self._buckets[key] = (bucket, holders - 1)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+# Per-user message buckets of this process, keyed by (role, user id).
+user_buckets = SharedBuckets()

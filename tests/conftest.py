@@ -32,7 +32,7 @@ def close_websocket_db_pool(django_db_setup, django_db_blocker):
     """The consumers' pool threads keep database connections open; close them before the test
     database is dropped (PostgreSQL refuses to drop a database with open sessions)."""
     yield
-    from realtime.consumers import close_db_pool
+    from realtime.dbpool import close_db_pool
 
     close_db_pool()
 
@@ -68,9 +68,30 @@ def other_keypair() -> tuple[bytes, bytes]:
     return generate_rsa_keypair()
 
 
+# In-process tests wait for `user_left`; the production grace (5 s) would make each such wait that long.
+TEST_PRESENCE_GRACE_S = 0.2
+
+
 @pytest.fixture(autouse=True)
 def trusted_key(settings, keypair) -> None:
-    settings.CHAT = {**settings.CHAT, "JWT_PUBLIC_KEY": keypair[1].decode(), "JWT_ISSUER": None, "JWT_AUDIENCE": None}
+    settings.CHAT = {
+        **settings.CHAT,
+        "JWT_PUBLIC_KEY": keypair[1].decode(),
+        "JWT_ISSUER": None,
+        "JWT_AUDIENCE": None,
+        "WS_PRESENCE_GRACE_S": TEST_PRESENCE_GRACE_S,
+    }
+
+
+@pytest.fixture(autouse=True)
+def fresh_presence() -> Iterator[None]:
+    """Each test starts with nobody present and no sockets counted against any user's cap (the in-process
+    store lives as long as the process; a test that leaves a socket open must not affect the next)."""
+    from realtime import presence
+
+    presence._presence = None
+    yield
+    presence._presence = None
 
 
 @pytest.fixture

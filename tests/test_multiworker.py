@@ -268,18 +268,21 @@ async def test_presence_of_a_dead_worker_expires(cluster):
     """Sockets of a killed worker never leave; their presence entries expire instead."""
     import redis.asyncio as aioredis
 
+    from chatservice.authentication import Principal
     from realtime.presence import RedisPresence
 
     redis, *_ = cluster
     presence = RedisPresence(redis.url)
     client = aioredis.Redis.from_url(redis.url)
-    assert await presence.join("conv_p", "u1", "sock-1") is True
-    assert await presence.join("conv_p", "u1", "sock-2") is False
-    assert await presence.leave("conv_p", "u1", "sock-1") is False
+    person = Principal("u1", "USER")
+    assert await presence.join("conv_p", person, "sock-1") is True
+    assert await presence.join("conv_p", person, "sock-2") is False
+    assert await presence.leave("conv_p", person, "sock-1", 0) is None  # not the last socket
     # sock-2 belonged to a worker that was killed: its refreshes stopped, its entry is past its expiry.
-    await client.zadd("chat:presence:conv_p:u1", {"sock-2": time.time() - 1})
-    assert await presence.join("conv_p", "u1", "sock-3") is True  # a fresh first socket: user_joined again
-    assert await presence.leave("conv_p", "u1", "sock-3") is True
+    await client.zadd("chat:presence:conv_p:USER:u1", {"sock-2": time.time() - 1})
+    assert await presence.join("conv_p", person, "sock-3") is True  # a fresh first socket: user_joined again
+    token = await presence.leave("conv_p", person, "sock-3", 0)
+    assert token is not None and await presence.confirm_leave("conv_p", person, token) is True
     await client.aclose()
 
 

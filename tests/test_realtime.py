@@ -17,6 +17,7 @@ from conversations.models import Conversation, Participant
 from messaging.models import Message
 from realtime import consumers
 from realtime.auth import QueryTokenAuthMiddleware, strip_token
+from realtime.sweeper import GapSweeper
 from tests.helpers import ADMIN, USER, send
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -427,7 +428,7 @@ async def test_lost_event_is_filled_from_the_database_before_the_next_one(conver
 async def test_sweep_delivers_a_lost_last_event(conversation, make_token):
     donor = await connect(conversation.pk, make_token("u1"))
     await sync_to_async(_store_without_event)(conversation, "nobody rang the bell")
-    await consumers.sweeper().sweep()
+    await GapSweeper(consumers.open_sockets()).sweep()
     assert (await donor.expect("message_received"))["content"] == "nobody rang the bell"
     await donor.close()
 

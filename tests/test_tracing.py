@@ -27,7 +27,7 @@ from chatservice import telemetry
 from chatservice.config import TracingConfig
 from conversations import services as conversation_services
 from realtime import tracing
-from realtime.consumers import close_db_pool
+from realtime.dbpool import close_db_pool
 from tests.helpers import USER
 from tests.servers import daphne, migrate, redis_server, server_env
 from tests.test_realtime import connect
