@@ -204,7 +204,7 @@ def parse_origins(name: str, raw: str) -> tuple[str, ...]:
         if parsed.query or parsed.fragment or parsed.username or parsed.password:
             raise ConfigError(f"{name}: {item!r} is not an origin like https://desk.example.org[:port]")
         origins.append(origin_string(parsed.scheme, parsed.hostname, port))
-    return tuple(origins)
+    return tuple(dict.fromkeys(origins))  # in order, each once
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}

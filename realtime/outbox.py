@@ -89,6 +89,7 @@ class Outbox:
         self.paused = False
         self.closed = False
         self._drain: asyncio.Task[None] | None = None
+        self._abort_armed = False
 
     def start(self) -> None:
         """Become the transport's producer (call once the socket is accepted)."""
@@ -136,6 +137,7 @@ class Outbox:
             if self.protocol is not None:
                 # autobahn reads this when it sends the close frame: the time the peer gets to answer it.
                 self.protocol.closeHandshakeTimeout = self.slow_close_grace_s
+                self._abort_later()
             self.on_overflow()
         elif self.protocol is None and (self._drain is None or self._drain.done()):
             self._drain = asyncio.get_running_loop().create_task(self._drain_through_asgi())
@@ -158,12 +160,27 @@ class Outbox:
         self.waiting.clear()
         self.waiting_bytes = 0
 
+    def _abort_later(self) -> None:
+        """Drop the connection if it is still there after the grace. Needed beyond autobahn's own close
+        timeout: once the peer has sent its close, autobahn closes the TCP connection only after the
+        transport's buffer drains, which never happens if the peer stops reading."""
+        if not self._abort_armed:
+            self._abort_armed = True
+            asyncio.get_running_loop().call_later(self.slow_close_grace_s, self._abort)
+
+    def _abort(self) -> None:
+        transport = getattr(self.protocol, "transport", None)
+        if transport is not None and getattr(transport, "connected", False):
+            logger.info("websocket dropped: its client took no data for %g s while closing", self.slow_close_grace_s)
+            transport.abortConnection()
+
     def _write(self, data: bytes) -> None:
         protocol = self.protocol
         if protocol.state != protocol.STATE_OPEN:
             # Closing: the peer's close frame or ours is on its way. Dropping is what the client expects
             # (it resumes with lastMessageId), and raising here would only log a traceback.
             logger.debug("frame dropped: the socket is closing")
+            self._abort_later()
             return
         protocol.sendMessage(data, False)
 

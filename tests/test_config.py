@@ -291,3 +291,46 @@ def test_tracing_is_off_by_default_and_named_by_otel_service_name():
 def test_bad_tracing_settings_are_refused(env, message):
     with pytest.raises(ConfigError, match=message):
         load_config({**PROD, **env})
+
+
+def test_websocket_limits_have_safe_defaults_and_can_be_set():
+    config = load_config(PROD)
+    assert config.ws_limits == {
+        "WS_MAX_BUFFERED_BYTES": 1024 * 1024,
+        "WS_MAX_BUFFERED_FRAMES": 1000,
+        "WS_MAX_SOCKETS_PER_USER": 20,
+    }
+    assert config.ws_delays == {"WS_PRESENCE_GRACE_S": 5.0, "WS_SLOW_CLOSE_GRACE_S": 10.0}
+    assert config.staff_trusted_origins == ()
+    tuned = load_config(
+        {
+            **PROD,
+            "CHAT_WS_MAX_BUFFERED_BYTES": "262144",
+            "CHAT_WS_MAX_SOCKETS_PER_USER": "5",
+            "CHAT_WS_PRESENCE_GRACE_S": "0.5",
+            "CHAT_STAFF_TRUSTED_ORIGINS": "https://Desk.Example.org, https://desk.example.org:443, http://10.0.0.5:8080",
+        }
+    )
+    assert tuned.ws_limits["WS_MAX_BUFFERED_BYTES"] == 262144
+    assert tuned.ws_limits["WS_MAX_SOCKETS_PER_USER"] == 5
+    assert tuned.ws_delays["WS_PRESENCE_GRACE_S"] == 0.5
+    # As browsers send them: lower case, no default port.
+    assert tuned.staff_trusted_origins == ("https://desk.example.org", "http://10.0.0.5:8080")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHAT_WS_MAX_BUFFERED_BYTES": "1000"}, r"CHAT_WS_MAX_BUFFERED_BYTES=1000 is out of range"),
+        ({"CHAT_WS_MAX_SOCKETS_PER_USER": "0"}, r"CHAT_WS_MAX_SOCKETS_PER_USER=0 is out of range"),
+        ({"CHAT_WS_PRESENCE_GRACE_S": "soon"}, "is not a number"),
+        ({"CHAT_WS_PRESENCE_GRACE_S": "nan"}, "is out of range"),
+        ({"CHAT_WS_SLOW_CLOSE_GRACE_S": "0"}, "is out of range"),
+        ({"CHAT_STAFF_TRUSTED_ORIGINS": "desk.example.org"}, "is not an origin"),
+        ({"CHAT_STAFF_TRUSTED_ORIGINS": "https://desk.example.org/admin"}, "is not an origin"),
+        ({"CHAT_STAFF_TRUSTED_ORIGINS": "https://desk.example.org:99999"}, "invalid port"),
+    ],
+)
+def test_bad_websocket_limits_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({**PROD, **env})

@@ -59,6 +59,7 @@ def test_create_with_empty_body(donor):
         ({"metadata": ["not", "an", "object"]}, "metadata_not_object"),
         ({"metadata": "text"}, "metadata_not_object"),
         ({"metadata": {"blob": "x" * 8200}}, "metadata_too_large"),
+        ({"metadata": {"campaign": 2**64}}, "metadata_number_out_of_range"),
     ],
 )
 def test_create_refuses_bad_input_and_stores_nothing(donor, payload, code):

@@ -103,6 +103,10 @@ FILE_URL = "https://files.example.org/a.pdf"
         ({"content": "hi", "metadata": "x"}, "metadata_not_object"),
         ({"content": "hi", "metadata": [1, 2]}, "metadata_not_object"),
         ({"content": "hi", "metadata": {"k": "x" * 8192}}, "metadata_too_large"),
+        # Numbers outside what browsers, msgpack and BSON all carry exactly: used to be stored.
+        ({"content": "hi", "metadata": {"n": 1180591620717411303424}}, "metadata_number_out_of_range"),
+        ({"content": "hi", "metadata": {"a": [1, {"n": -(2**63)}]}}, "metadata_number_out_of_range"),
+        ({"content": "hi", "metadata": {"f": 1e300}}, "metadata_number_out_of_range"),
         ({"content": "hi", "clientMessageId": "x" * 65}, "max_length"),
         ({"content": "hi", "clientMessageId": 5}, "not_a_string"),
     ],
@@ -115,6 +119,12 @@ def test_bad_message_is_refused_and_nothing_is_stored(donor, conversation, paylo
     assert body["code"] == code
     assert body["detail"]  # a sentence a person can read
     assert snapshot(conversation) == before
+
+
+def test_numbers_up_to_2_to_the_53_are_stored_as_sent(donor, conversation):
+    metadata = {"max": 2**53, "min": -(2**53), "pi": 3.25, "flag": True}
+    response = donor.post(messages_url(conversation), {"content": "hi", "metadata": metadata}, format="json")
+    assert (response.status_code, response.json()["metadata"]) == (201, metadata)
 
 
 def test_invalid_json_and_wrong_content_type_are_refused(donor, conversation):

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.asyncio
 FRAME_TIMEOUT_S = 15
 # The workers look for messages whose event was lost every second here (10 s in production).
 SWEEP_S = "1"
+SOCKETS_PER_USER = 4
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,9 @@ def cluster(keys, tmp_path_factory):
             CHAT_WS_MESSAGE_BURST="1000",
             CHAT_WS_USER_RATE="1000",
             CHAT_WS_USER_BURST="1000",
+            # Small, so the tests below reach them: sockets per user across workers, presence grace.
+            CHAT_WS_MAX_SOCKETS_PER_USER=str(SOCKETS_PER_USER),
+            CHAT_WS_PRESENCE_GRACE_S="1",
         )
         migrate(env)
         worker_a = stack.enter_context(daphne(env))
@@ -301,3 +305,43 @@ async def test_tokens_never_reach_the_logs(cluster, keys):
     log = worker_a.log()
     assert f"/ws/conversations/{conversation}" in log  # the access log is there…
     assert secret not in log  # …without the token
+
+
+async def test_sockets_per_user_are_capped_across_workers(cluster, keys):
+    """One donor token used to open any number of sockets: 500 were accepted in 2.5 s."""
+    _, worker_a, worker_b, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-cap")
+    tabs = [
+        await open_client(keys, worker, conversation, "donor-cap")
+        for worker in (worker_a, worker_b) * (SOCKETS_PER_USER // 2)
+    ]
+    for worker in (worker_a, worker_b):
+        url = f"ws://127.0.0.1:{worker.port}/ws/conversations/{conversation}?token={token(keys, 'donor-cap')}"
+        refused = await connect(url, open_timeout=FRAME_TIMEOUT_S)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(refused.recv(), FRAME_TIMEOUT_S)
+        assert closed.value.rcvd.code == 4429
+    await tabs[0].ws.close()  # a place is free again, whichever worker takes it
+    await asyncio.wait_for(tabs[0].ws.wait_closed(), FRAME_TIMEOUT_S)
+    again = await open_client(keys, worker_b, conversation, "donor-cap")
+    for client in (*tabs[1:], again):
+        await client.ws.close()
+
+
+async def test_a_reconnect_to_the_other_worker_within_the_grace_announces_nothing(cluster, keys):
+    """300 connect/disconnect cycles used to send the other side 293 user_joined and 293 user_left."""
+    _, worker_a, worker_b, _ = cluster
+    conversation = new_conversation(keys, worker_a, "donor-g")
+    donor = await open_client(keys, worker_a, conversation, "donor-g")
+    agent = await open_client(keys, worker_a, conversation, "agent-g", "ADMIN")
+    for worker in (worker_b, worker_a, worker_b):  # the network blips; the page reconnects at once
+        agent.ws.transport.abort()
+        agent = await open_client(keys, worker, conversation, "agent-g", "ADMIN")
+    await agent.ws.close()
+    left = await donor.next(lambda f: f["type"] == "user_left")
+    assert left == {"type": "user_left", "userId": "agent-g", "role": "ADMIN"}
+    await donor.send({"type": "ping"})
+    await donor.message("pong")
+    presence = [f for f in donor.pending if f["type"] in {"user_joined", "user_left"}]
+    assert presence == [{"type": "user_joined", "userId": "agent-g", "role": "ADMIN"}]  # once, then only left
+    await donor.ws.close()

@@ -307,6 +307,15 @@ FILE_URL = "https://files.example.org/a.pdf"
         ({"type": "typing", "isTyping": "yes"}, "invalid"),
         ({"type": "read", "messageId": "msg_unknown"}, "message_not_found"),
         ("x" * (64 * 1024 + 1), "frame_too_large"),
+        # Frames that crashed the socket before (an unhashable type, the decoder's recursion limit).
+        ('{"type": ["message"]}', "unknown_type"),
+        ('{"type": {"a": 1}}', "unknown_type"),
+        ("[" * 10_000, "invalid_frame"),
+        ('{"type": "message", "content": "x", "metadata": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}", "invalid_frame"),
+        ('{"type": "message", "content": "x", "metadata": {"n": NaN}}', "invalid_json"),
+        # A number no event (msgpack) or BSON document can carry, which used to be stored.
+        ({"type": "message", "content": "x", "metadata": {"n": 2**70}}, "metadata_number_out_of_range"),
+        ({"type": "message", "content": "x", "metadata": {"n": -(2**53) - 1}}, "metadata_number_out_of_range"),
         (json.dumps({"type": "message", "content": "é" * 40_000}), "frame_too_large"),
     ],
 )

@@ -24,6 +24,10 @@
     4403: "You do not take part in this conversation.",
     4404: "This conversation does not exist.",
   };
+  // The server closed the socket for a reason a later attempt can get past (README, close codes): 4008,
+  // the page fell behind (resuming from the last message loses nothing); 4429, the user has too many
+  // chat sockets open elsewhere (once one closes, this one gets in).
+  const TOO_MANY_SOCKETS = 4429;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -56,6 +60,7 @@
     ws: null,
     attempt: 0,
     reconnectTimer: null,
+    crowded: false, // closed with 4429 (too many sockets): the alert says so until a socket opens
     stopped: false,
     readSentIndex: -1,
     readTimer: null,
@@ -448,6 +453,10 @@
 
     ws.addEventListener("open", () => {
       setConnection("online", "Online");
+      if (state.crowded) {
+        state.crowded = false;
+        showAlert("");
+      }
       ws.send(JSON.stringify({ type: "ping" }));
       if (fromScratch) {
         // Nothing to resume from: fetch what may have arrived between the history request and now.
@@ -476,6 +485,11 @@
         setConnection("offline", "Offline");
         showAlert(FATAL_CLOSE[event.code]);
         return;
+      }
+      if (event.code === TOO_MANY_SOCKETS) {
+        showAlert("This chat is open in too many windows or tabs. Close one, and this one reconnects.");
+        state.crowded = true;
+        state.attempt = Math.max(state.attempt, 4); // retry, but not at once: the others are still open
       }
       scheduleReconnect();
     });

@@ -216,7 +216,9 @@
         showError(FINAL_CLOSE[event.code]);
         return;
       }
-      connectionLine.textContent = "reconnecting…";
+      // 4008 (this page fell behind) and 4429 (too many sockets open for this account) are worth another
+      // try: the page resumes from its last message; a tab closed elsewhere makes room.
+      connectionLine.textContent = event.code === 4429 ? "too many open tabs: reconnecting…" : "reconnecting…";
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 15000);
     };
