@@ -91,6 +91,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self._owed: list[str] = []  # cleanup steps owed, in the order they were taken on
+        self._ended = False
+        self.accepted = False
+        self.trace: Span | None = None
+        self.frame_span: Span | None = None
+        self.typing = False
+        self.typing_timer: asyncio.TimerHandle | None = None
+        self.filling: asyncio.Task[None] | None = None
+        self.closing: asyncio.Task[None] | None = None
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -102,17 +110,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
         # The scope's path only: the token has already left the query string (realtime.auth).
         self.trace = tracing.connection_started(self.scope["path"], self.conversation_id)
-        self.frame_span: Span | None = None
-        self.typing = False
-        self.typing_timer: asyncio.TimerHandle | None = None
-        self.filling: asyncio.Task[None] | None = None
-        self.closing: asyncio.Task[None] | None = None
         with tracing.active(self.trace):
             try:
                 await self._open()
             except Exception as exc:
                 logger.warning("websocket could not be opened: %s", exc, exc_info=True, extra=self._log_fields())
                 await self._refuse(CLOSE_INTERNAL_ERROR)
+
+    async def _accept(self) -> None:
+        if not self.accepted:
+            self.accepted = True
+            await self.accept()
 
     async def _open(self) -> None:
         principal = auth.socket_principal(self.scope)
@@ -163,7 +171,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             slow_close_grace_s=conf["WS_SLOW_CLOSE_GRACE_S"],
             on_overflow=self._too_slow,
         )
-        await self.accept()
+        await self._accept()
         self.outbox.start()
         metrics.socket_opened()
         self._owed.append("gauge")
@@ -179,7 +187,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _refuse(self, code: int) -> None:
         logger.info("websocket refused", extra={**self._log_fields(), "close_code": code})
         # Accept then close: a close code reaches browsers only after the handshake succeeded.
-        await self.accept()
+        await self._accept()
         await self.close(code=code)
 
     # -- closing
@@ -190,9 +198,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _clean_up(self, code: int | None = None) -> None:
         """Undo what opening did, once, whatever ended the connection; a failing step never stops the
         others (each is logged with its traceback)."""
-        owed, self._owed = getattr(self, "_owed", []), []
-        if not owed:
+        if self._ended:
             return
+        self._ended = True
+        owed, self._owed = self._owed, []
         with tracing.active(self.trace):
             if hasattr(self, "outbox"):
                 self.outbox.close()

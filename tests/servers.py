@@ -50,6 +50,24 @@ def server_env(public_pem: str, database_url: str, **extra: str) -> dict[str, st
     return env
 
 
+# For tests that send far faster than a person: the rate limiter has its own tests.
+UNLIMITED_RATES = dict.fromkeys(
+    ("CHAT_WS_MESSAGE_RATE", "CHAT_WS_MESSAGE_BURST", "CHAT_WS_USER_RATE", "CHAT_WS_USER_BURST"), "1000"
+)
+
+
+def create_conversation(server: Server, private_pem: bytes, donor: str, subject: str = "test") -> str:
+    """A new conversation of `donor`, over REST; its id."""
+    response = httpx.post(
+        f"{server.url}/api/conversations",
+        json={"subject": subject},
+        headers={"Authorization": f"Bearer {mint(private_pem, donor)}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["conversationId"]
+
+
 def migrate(env: Mapping[str, str]) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
@@ -176,3 +194,21 @@ def redis_server() -> Iterator[Redis]:
         yield redis
     finally:
         redis.stop()
+
+
+@dataclass
+class Cluster:
+    redis: Redis
+    worker_a: Server
+    worker_b: Server
+    env: dict[str, str]
+
+
+@contextmanager
+def two_workers(public_pem: str, database_path: Path, **extra: str) -> Iterator[Cluster]:
+    """A redis-server and two Daphne workers sharing it and one migrated SQLite database."""
+    with redis_server() as redis:
+        env = server_env(public_pem, f"sqlite:///{database_path}", REDIS_URL=redis.url, **extra)
+        migrate(env)
+        with daphne(env) as worker_a, daphne(env) as worker_b:
+            yield Cluster(redis, worker_a, worker_b, env)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chatservice.devkeys import generate_rsa_keypair
-from tests.servers import Server, daphne, migrate, mint, redis_server, server_env
+from tests.servers import UNLIMITED_RATES, Server, create_conversation, daphne, mint, two_workers
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,24 +42,15 @@ def keys() -> tuple[bytes, bytes]:
 @pytest.fixture(scope="module")
 def workers(keys, tmp_path_factory):
     """(worker A: the readers, worker B: the sender, their environment)."""
-    with ExitStack() as stack:
-        redis = stack.enter_context(redis_server())
-        path = tmp_path_factory.mktemp("db") / "chat.sqlite3"
-        env = server_env(
-            keys[1].decode(),
-            f"sqlite:///{path}",
-            REDIS_URL=redis.url,
-            METRICS_TOKEN=METRICS_TOKEN,
-            # The flood sends far faster than a person; the limiter has its own tests.
-            CHAT_WS_MESSAGE_RATE="1000",
-            CHAT_WS_MESSAGE_BURST="1000",
-            CHAT_WS_USER_RATE="1000",
-            CHAT_WS_USER_BURST="1000",
-            # The slow clients read only after the flood; they must still find the close frame then.
-            CHAT_WS_SLOW_CLOSE_GRACE_S="120",
-        )
-        migrate(env)
-        yield stack.enter_context(daphne(env)), stack.enter_context(daphne(env)), env
+    with two_workers(
+        keys[1].decode(),
+        tmp_path_factory.mktemp("db") / "chat.sqlite3",
+        METRICS_TOKEN=METRICS_TOKEN,
+        **UNLIMITED_RATES,
+        # The slow clients read only after the flood; they must still find the close frame then.
+        CHAT_WS_SLOW_CLOSE_GRACE_S="120",
+    ) as cluster:
+        yield cluster.worker_a, cluster.worker_b, cluster.env
 
 
 def rss_mib(server: Server) -> float:
@@ -83,13 +73,7 @@ async def next_of(ws: ClientConnection, frame_type: str) -> dict:
 
 async def test_slow_readers_are_closed_with_4008_and_cost_a_bounded_amount_of_memory(workers, keys):
     worker_a, worker_b, _ = workers
-    created = httpx.post(
-        f"{worker_a.url}/api/conversations",
-        json={"subject": "flood"},
-        headers={"Authorization": f"Bearer {mint(keys[0], 'donor-f')}"},
-        timeout=30,
-    )
-    conversation = created.json()["conversationId"]
+    conversation = create_conversation(worker_a, keys[0], "donor-f", "flood")
     reader = await connect(socket_url(keys, worker_a, conversation, "donor-f"), max_size=2**20)
     sender = await connect(socket_url(keys, worker_b, conversation, "agent-f", "ADMIN"), max_size=2**20)
     # Never read while the flood lasts: the library stops reading the socket once one message waits.
@@ -163,13 +147,7 @@ async def test_clients_that_close_while_frames_flow_log_nothing_above_debug(work
     the TCP connection is gone, a moment later. Frames sent in between raised. Here 40 clients close while
     a flood of small messages keeps frames on their way to them."""
     worker_a, worker_b, _ = workers
-    created = httpx.post(
-        f"{worker_a.url}/api/conversations",
-        json={"subject": "race"},
-        headers={"Authorization": f"Bearer {mint(keys[0], 'donor-r')}"},
-        timeout=30,
-    )
-    conversation = created.json()["conversationId"]
+    conversation = create_conversation(worker_a, keys[0], "donor-r", "race")
     log_start = len(worker_a.log())
     sender = await connect(socket_url(keys, worker_b, conversation, "agent-r", "ADMIN"))
     flooding = True
@@ -202,13 +180,7 @@ async def test_a_server_side_close_while_frames_flow_logs_nothing_above_debug(wo
     that second used to raise "Attempt to send on a closed protocol", an ERROR traceback each time."""
     worker_a, worker_b, env = workers
     with daphne(env, flags=("--websocket_timeout", "2")) as worker_t:
-        created = httpx.post(
-            f"{worker_a.url}/api/conversations",
-            json={"subject": "timeout"},
-            headers={"Authorization": f"Bearer {mint(keys[0], 'donor-t')}"},
-            timeout=30,
-        )
-        conversation = created.json()["conversationId"]
+        conversation = create_conversation(worker_a, keys[0], "donor-t", "timeout")
         sender = await connect(socket_url(keys, worker_b, conversation, "agent-t", "ADMIN"))
         silent = await connect(socket_url(keys, worker_t, conversation, "donor-t"), max_queue=1)
         watcher = await connect(socket_url(keys, worker_a, conversation, "donor-t"))

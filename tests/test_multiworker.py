@@ -9,7 +9,6 @@ import json
 import signal
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chatservice.devkeys import generate_rsa_keypair
-from tests.servers import Server, daphne, migrate, mint, redis_server, server_env
+from tests.servers import UNLIMITED_RATES, Server, create_conversation, daphne, mint, two_workers
 
 pytestmark = pytest.mark.asyncio
 
@@ -37,27 +36,16 @@ def keys() -> tuple[bytes, bytes]:
 @pytest.fixture(scope="module")
 def cluster(keys, tmp_path_factory):
     """(redis, worker A, worker B, env)."""
-    with ExitStack() as stack:
-        redis = stack.enter_context(redis_server())
-        path = tmp_path_factory.mktemp("db") / "chat.sqlite3"
-        env = server_env(
-            keys[1].decode(),
-            f"sqlite:///{path}",
-            REDIS_URL=redis.url,
-            CHAT_WS_GAP_SWEEP_S=SWEEP_S,
-            # These tests send faster than a person; the limiter has its own tests.
-            CHAT_WS_MESSAGE_RATE="1000",
-            CHAT_WS_MESSAGE_BURST="1000",
-            CHAT_WS_USER_RATE="1000",
-            CHAT_WS_USER_BURST="1000",
-            # Small, so the tests below reach them: sockets per user across workers, presence grace.
-            CHAT_WS_MAX_SOCKETS_PER_USER=str(SOCKETS_PER_USER),
-            CHAT_WS_PRESENCE_GRACE_S="1",
-        )
-        migrate(env)
-        worker_a = stack.enter_context(daphne(env))
-        worker_b = stack.enter_context(daphne(env))
-        yield redis, worker_a, worker_b, env
+    with two_workers(
+        keys[1].decode(),
+        tmp_path_factory.mktemp("db") / "chat.sqlite3",
+        CHAT_WS_GAP_SWEEP_S=SWEEP_S,
+        **UNLIMITED_RATES,
+        # Small, so the tests below reach them: sockets per user across workers, presence grace.
+        CHAT_WS_MAX_SOCKETS_PER_USER=str(SOCKETS_PER_USER),
+        CHAT_WS_PRESENCE_GRACE_S="1",
+    ) as cluster:
+        yield cluster.redis, cluster.worker_a, cluster.worker_b, cluster.env
 
 
 def token(keys, sub: str, role: str = "USER") -> str:
@@ -109,9 +97,7 @@ async def open_client(keys, server: Server, conversation: str, sub: str, role: s
 
 
 def new_conversation(keys, server: Server, donor: str) -> str:
-    response = rest(keys, server, "POST", "/api/conversations", donor, json={"subject": "multi-worker"})
-    assert response.status_code == 201
-    return response.json()["conversationId"]
+    return create_conversation(server, keys[0], donor, "multi-worker")
 
 
 async def test_messages_cross_workers_both_ways(cluster, keys):

@@ -254,3 +254,26 @@ async def test_refused_frames_store_and_broadcast_nothing_with_the_socket_left_o
     assert await count_messages(conversation) == 0
     await donor.close()
     await agent.close()
+
+
+async def test_a_connection_that_fails_half_way_is_closed_with_1011_and_undone(
+    conversation, make_token, monkeypatch, settings
+):
+    """Here presence is away when the socket is already accepted and counted: the socket is closed (1011,
+    try again later), and what opening took is given back (the gauge, the user's only socket place)."""
+    from realtime import presence
+
+    async def away(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("presence store away")
+
+    settings.CHAT = {**settings.CHAT, "WS_MAX_SOCKETS_PER_USER": 1}
+    baseline = open_sockets_gauge()
+    monkeypatch.setattr(presence, "socket_joined", away)
+    communicator, _ = await open_socket(conversation.pk, make_token("u1"))
+    assert (await communicator.receive_output(timeout=RECEIVE_TIMEOUT_S))["code"] == 1011
+    await communicator.disconnect()
+    assert open_sockets_gauge() == baseline
+    monkeypatch.undo()
+    socket = await connect(conversation.pk, make_token("u1"))  # its place was given back
+    await socket.assert_alive_and_quiet()
+    await socket.close()
