@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -292,3 +292,23 @@ def test_start_a_new_conversation_from_the_form(chat_server, new_page):
     assert [m["content"] for m in stored(chat_server, created[0]["conversationId"])] == ["Can I claim Gift Aid?"]
     assert "token" not in page.url
     screenshot(page, "donor-new-conversation")
+
+
+def test_too_many_open_windows_says_so_and_gets_in_once_one_closes(chat_server, new_page):
+    """The 21st socket of one person is refused (4429): the page says why instead of failing silently,
+    keeps trying (slowly), and gets in once another window closes."""
+    conversation = new_conversation(chat_server)
+    url = f"ws://127.0.0.1:{chat_server.port}/ws/conversations/{conversation}?token={chat_server.mint(DONOR)}"
+    with ExitStack() as stack:
+        others = [stack.enter_context(connect(url)) for _ in range(20)]  # the donor's other windows: the cap
+        for page, width in ((new_page(), 1280), (new_page(width=360, height=740), 360)):
+            page.goto(f"{chat_server.url}/chat/#token={chat_server.mint(DONOR)}&conversation={conversation}")
+            alert = page.get_by_role("alert")
+            expect(alert).to_contain_text("open in too many windows or tabs")
+            expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+            screenshot(page, f"donor-too-many-windows-{width}")
+        others.pop().close()
+        others.pop().close()
+        # Backoff with jitter starts at 4 s here (README): within the expectation's time.
+        expect(page.locator("#connection")).to_have_attribute("data-state", "online", timeout=30_000)
+        expect(alert).to_be_hidden()
