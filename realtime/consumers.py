@@ -242,7 +242,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """The outbox overflowed: the client is not reading. It resumes with lastMessageId."""
         metrics.slow_socket_closed()
         logger.info("websocket too slow, closing", extra={**self._log_fields(), "close_code": CLOSE_TOO_SLOW})
-        self.closing = asyncio.get_running_loop().create_task(self.close(code=CLOSE_TOO_SLOW))
+        self.closing = asyncio.get_running_loop().create_task(self._close_too_slow())
+
+    async def _close_too_slow(self) -> None:
+        await self.close(code=CLOSE_TOO_SLOW)
+        # The connection may take CHAT_WS_SLOW_CLOSE_GRACE_S to end: stop taking the conversation's events
+        # now, or each would still be rendered for nothing (the outbox takes no more frames).
+        if "group" in self._owed:
+            self._owed.remove("group")
+            await self._undo("group")
 
     # -- every message from the client or the channel layer
 
@@ -381,13 +389,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # -- what the gap sweep asks (realtime.registry.OpenSocket)
 
     def behind(self, last_seq: int) -> bool:
-        return self.cursor.delivered < last_seq
+        return self._open_for_frames and self.cursor.delivered < last_seq
 
     # -- helpers
 
     def _fill_if_wanted(self) -> None:
         """Read what the cursor is missing, in one task per socket (it re-checks after every page)."""
-        if not self._owed or self.cursor.wanted() is None:
+        if not self._open_for_frames or self.cursor.wanted() is None:
             return
         if self.filling is None or self.filling.done():
             self.filling = asyncio.get_running_loop().create_task(self._fill())
@@ -411,8 +419,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if published_at is not None:
                 metrics.fanout_delivered(published_at)
 
+    @property
+    def _open_for_frames(self) -> bool:
+        """Opened and not closing: once closing (too slow, say), nothing is read or rendered for it."""
+        return bool(self._owed) and not self.outbox.closed
+
     def _push(self, frame: Any) -> None:
-        self.outbox.push(json.dumps(frame, separators=(",", ":")))
+        if not self.outbox.closed:  # closing: not worth encoding
+            self.outbox.push(json.dumps(frame, separators=(",", ":")))
 
     @property
     def _who(self) -> tuple[str, str]:

@@ -51,7 +51,8 @@ def daphne_protocol(send: Any) -> Any | None:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # pragma: no cover - Daphne is a dependency; other servers have no such object
         return None
-    protocol = getattr(send, "args", (None,))[0] if getattr(send, "args", None) else None
+    args = getattr(send, "args", None)  # a functools.partial's bound arguments
+    protocol = args[0] if args else None
     return protocol if isinstance(protocol, WebSocketProtocol) else None
 
 
@@ -180,6 +181,7 @@ class Outbox:
             # Closing: the peer's close frame or ours is on its way. Dropping is what the client expects
             # (it resumes with lastMessageId), and raising here would only log a traceback.
             logger.debug("frame dropped: the socket is closing")
+            self._discard()  # and the frames after it, without asking again
             self._abort_later()
             return
         protocol.sendMessage(data, False)

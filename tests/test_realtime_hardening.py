@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import Client
 from prometheus_client import REGISTRY
@@ -177,6 +178,14 @@ async def test_a_socket_over_its_outbound_bound_is_closed_with_4008_and_resumes_
             received.append(json.loads(output["text"])["content"])
     assert closed == 4008
     assert len(received) <= 10
+    # Closing may take the client a while; the socket stops taking the conversation's events at once.
+    layer = get_channel_layer()
+
+    async def group_left() -> None:
+        while layer.groups.get(f"conv.{conversation.pk}"):
+            await asyncio.sleep(0.01)  # the close task's group_discard, a step or two away
+
+    await asyncio.wait_for(group_left(), RECEIVE_TIMEOUT_S)
     await communicator.wait()
 
     settings.CHAT = {**settings.CHAT, "WS_MAX_BUFFERED_FRAMES": 1000}
