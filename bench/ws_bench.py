@@ -45,9 +45,15 @@ latency is simply its receive time at the other party minus its send time at the
   last, up to their close frame (CHAT_WS_SLOW_CLOSE_GRACE_S is raised to 120 s so it is still there), and
   their close codes are counted, as is worker A's ``chat_ws_slow_closed_total`` (GET /metrics with a
   METRICS_TOKEN). ``--repeat N`` interleaves baseline, slow, baseline, ...; the report gives every run, the
-  medians, and the medians of the per-round ratios slow/baseline. ``--slow-flood-control`` adds a third
-  variant per round, the flood without the slow sockets, to tell the flood's own cost (its 100 msg/s are
-  stored and published too) from the slow sockets'.
+  medians, and the medians of the per-round ratios slow/baseline. ``--slow-flood-control`` adds a variant
+  per round, the flood without the slow sockets, to tell the flood's own cost (its 100 msg/s are stored
+  and published too) from the slow sockets'. ``--slow-readers-control`` adds "fast": the same flood and 20
+  sockets of the same staff user on worker A that read every frame as it arrives (a task per socket doing
+  ``recv()`` in a loop, counting the flood's frames) for the whole window, so slow vs fast tells whether
+  what the slow sockets cost comes from their being slow or simply from delivering the flood to 20 sockets.
+  Per fast run: how many flood frames each fast reader got (by the window's end and after the drain; all
+  of them is the expectation) and how their sockets ended (none with 4008). Rounds: baseline, slow,
+  (flood,) (fast).
 * Correctness in every run: after the window, a bounded drain (longer than the app's gap sweep, which
   re-delivers events the channel layer lost) waits for every acknowledged message to arrive. LOST =
   acknowledged but never received; DUPLICATED = received more than once; the ``In DB`` column counts the
@@ -80,7 +86,7 @@ after all are open and answered a ping; (after - before) / K is the memory one c
 Run from the repository root: ``.venv/bin/python bench/ws_bench.py [--conversations N] [--duration S]
 [--idle-sockets K | --skip-idle] [--layers pubsub,core] [--compare-ref REF] [--repeat N]
 [--floor-conversations N] [--skip-floor | --only floor] [--slow-conversations N] [--slow-flood-control]
-[--skip-slow | --only slow] [--output FILE]``; the report is printed and written to
+[--slow-readers-control] [--skip-slow | --only slow] [--output FILE]``; the report is printed and written to
 ``bench/results/ws_bench.md`` (``ws_bench_floor.md`` with ``--only floor``, ``ws_bench_slow.md`` with
 ``--only slow``, ``ws_bench_postgres.md`` with ``--database-url``) unless ``--output`` names another file.
 Just the comparison, quickly: ``.venv/bin/python bench/ws_bench.py --only floor --compare-ref HEAD --duration 5``;
@@ -159,11 +165,19 @@ SLOW_USER = "lurker"  # (d): the staff user (ADMIN: may join any conversation) w
 FLOOD_USER = "flooder"  # (d): the staff user whose socket on worker B floods the slow sockets' conversation
 FLOOD_RATE = 100.0  # (d): frames per second, open loop: the flood of tests/test_backpressure.py
 FLOOD_CONTENT = "x" * 9_000  # (d): a 9 KB message; ~115 of them exceed a socket's 1 MiB outbox
-# (d) variants: (floods, slow sockets). baseline = the normal load alone; slow = plus the flood and the slow
-# sockets; flood (--slow-flood-control) = plus the flood alone, to tell the flood's own cost from theirs.
-SLOW_VARIANTS = {"baseline": (False, 0), "slow": (True, SLOW_SOCKETS), "flood": (True, 0)}
+FAST_READERS = SLOW_SOCKETS  # (d) "fast": as many sockets as the slow ones, same user and worker, always reading
+# (d) variants: (floods, slow sockets, fast readers). baseline = the normal load alone; slow = plus the flood
+# and the slow sockets; flood (--slow-flood-control) = plus the flood alone, to tell the flood's own cost from
+# theirs; fast (--slow-readers-control) = plus the flood and readers that keep up, to tell slowness from fan-out.
+SLOW_VARIANTS = {
+    "baseline": (False, 0, 0),
+    "slow": (True, SLOW_SOCKETS, 0),
+    "flood": (True, 0, 0),
+    "fast": (True, 0, FAST_READERS),
+}
 SLOW_CLOSE_GRACE_S = "120"  # (d): CHAT_WS_SLOW_CLOSE_GRACE_S: slow clients read their close frame only after the run
 SLOW_DRAIN_TIMEOUT_S = 60.0  # (d): per slow socket after the run, reading what is left up to its close frame
+FAST_DRAIN_TIMEOUT_S = 10.0  # (d) "fast": after the run's drain, for the last flood frames to reach every reader
 SLOW_SETTLE_S = 2.0  # (d): after every socket is open, before worker A's "before" RSS: presence work settles
 RSS_SAMPLE_S = 0.1  # (d): worker A's VmRSS is read this often during the window; the peak is reported
 CLOSE_TOO_SLOW = 4008  # (d): the close code of a socket that did not read (realtime/consumers.py)
@@ -1228,6 +1242,9 @@ class SlowRun:
     slow_outcomes: Counter[str] = field(default_factory=Counter)  # close code (or what happened) -> sockets
     slow_frames: list[int] = field(default_factory=list)  # per slow socket: frames it read before its close
     slow_closed_metric: float | None = None  # worker A's chat_ws_slow_closed_total after the run
+    fast_outcomes: Counter[str] = field(default_factory=Counter)  # "open" or close code -> fast readers
+    fast_window_frames: list[int] = field(default_factory=list)  # per fast reader: flood frames by the window's end
+    fast_frames: list[int] = field(default_factory=list)  # per fast reader: flood frames in all, after the drain
 
     @property
     def rss_growth_mib(self) -> float:
@@ -1236,6 +1253,21 @@ class SlowRun:
     @property
     def closed_too_slow(self) -> int:
         return self.slow_outcomes[str(CLOSE_TOO_SLOW)]
+
+    @property
+    def fast_closed_too_slow(self) -> int:
+        return self.fast_outcomes[str(CLOSE_TOO_SLOW)]
+
+    def too_slow_text(self) -> str:
+        """4008 closes of the variant's sockets on worker A in the flooded conversation (slow or fast), of how many."""
+        _, slow_count, fast_count = SLOW_VARIANTS[self.variant]
+        if slow_count:
+            return f"{self.closed_too_slow}/{slow_count}"
+        return f"{self.fast_closed_too_slow}/{fast_count}" if fast_count else "—"
+
+    def fast_frames_text(self) -> str:
+        """The fast readers' flood frames after the drain, lowest / highest ("—" without fast readers)."""
+        return f"{min(self.fast_frames):,} / {max(self.fast_frames):,}" if self.fast_frames else "—"
 
 
 @dataclass
@@ -1330,6 +1362,43 @@ class Flood:
             await self.reader
 
 
+class FastReader:
+    """(d) "fast": a socket in the flooded conversation on worker A that reads every frame as it arrives (a
+    task doing recv() in a loop), counting the frames and, of them, the flood's; how the socket ended."""
+
+    def __init__(self, ws: ClientConnection, flood_prefix: str) -> None:
+        self.ws = ws
+        # A substring test, not json.loads: 20 readers get 2,000 frames of 9 KB a second, and the client that
+        # drives the normal load must not spend its loop parsing them. The id appears only in the flood's frames.
+        self.marker = f'"{flood_prefix}'
+        self.frames = 0
+        self.flood_frames = 0
+        self.outcome = "open"  # until the server closes it: its close code (or how it went)
+        self.task = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            for _ in range(MAX_SENDS_PER_SOCKET):  # a bound far above the flood's frames and presence
+                raw = await self.ws.recv()
+                self.frames += 1
+                if isinstance(raw, str) and self.marker in raw:
+                    self.flood_frames += 1
+        except ConnectionClosed as exc:
+            self.outcome = str(exc.rcvd.code) if exc.rcvd is not None else "dropped without a close frame"
+
+    async def settle(self, expected: int, deadline: float) -> None:
+        """Wait (until `deadline`) for `expected` flood frames, or for the socket to end."""
+        while self.flood_frames < expected and not self.task.done() and time.perf_counter() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+
+
+async def close_fast_readers(readers: Sequence[FastReader]) -> None:
+    await close_many([reader.ws for reader in readers])
+    for reader in readers:
+        reader.task.cancel()
+    await asyncio.gather(*(reader.task for reader in readers), return_exceptions=True)
+
+
 async def open_slow_socket(url: str) -> ClientConnection:
     # max_queue=1: once one frame waits unread, the library stops reading the TCP socket (test_backpressure.py).
     return await connect(
@@ -1383,9 +1452,10 @@ async def run_slow_variant(
 ) -> None:
     """One run of (d) with fresh workers and a fresh database, filling `slow`: the normal load of
     --slow-conversations (donors on worker A, agents on B, window 1 until received), plus per the variant
-    the flood from worker B into one more conversation and SLOW_SOCKETS never-reading sockets on worker A."""
+    the flood from worker B into one more conversation and, on worker A in it, SLOW_SOCKETS never-reading
+    sockets or FAST_READERS sockets that read everything (of the same user)."""
     run = f"d{slow.round}-{slow.variant}"
-    floods, slow_count = SLOW_VARIANTS[slow.variant]
+    floods, slow_count, fast_count = SLOW_VARIANTS[slow.variant]
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp / f'{run}.sqlite3'}",
@@ -1400,6 +1470,12 @@ async def run_slow_variant(
         peers = await open_pairs(app_urls(normal, [c.port for c in children], alternate=False), tracker)
         flood: Flood | None = None
         slow_sockets: list[ClientConnection] = []
+        fast_readers: list[FastReader] = []
+
+        async def fast_window_end(deadline: float) -> None:  # the fast readers' flood frames when the window ends
+            await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+            slow.fast_window_frames = [reader.flood_frames for reader in fast_readers]
+
         try:
             if floods:
                 token = mint(private_pem, FLOOD_USER, "ADMIN")
@@ -1410,6 +1486,12 @@ async def run_slow_variant(
                 url = f"ws://{HOST}:{worker_a.port}/ws/conversations/{flooded.id}?token={token}"
                 for _ in range(slow_count):  # one by one, so the finally below closes every one that opened
                     slow_sockets.append(await open_slow_socket(url))
+            if fast_count:
+                assert flood is not None
+                token = mint(private_pem, SLOW_USER, "ADMIN")
+                url = f"ws://{HOST}:{worker_a.port}/ws/conversations/{flooded.id}?token={token}"
+                for _ in range(fast_count):  # one by one, as the slow sockets
+                    fast_readers.append(FastReader(await open_socket(url), flood.prefix))
             if flood is not None:  # one message through, so its one-time costs are not in the RSS growth
                 await flood.send(0)
                 await asyncio.wait_for(flood.acked.wait(), PONG_TIMEOUT_S)
@@ -1428,9 +1510,19 @@ async def run_slow_variant(
                 window=FLOOR_WINDOW,
                 until_received=True,
                 scenario="d",
-                alongside=[rss.watch, *([flood.run] if flood is not None else [])],
+                alongside=[
+                    rss.watch,
+                    *([flood.run] if flood is not None else []),
+                    *([fast_window_end] if fast_readers else []),
+                ],
             )
             slow.rss_peak_kib = rss.peak_kib
+            if fast_readers:
+                assert flood is not None
+                settled = time.perf_counter() + FAST_DRAIN_TIMEOUT_S
+                await asyncio.gather(*(reader.settle(slow.flood_acked, settled) for reader in fast_readers))
+                slow.fast_outcomes = Counter(reader.outcome for reader in fast_readers)
+                slow.fast_frames = [reader.flood_frames for reader in fast_readers]
             outcomes = await asyncio.gather(*(slow_socket_outcome(ws) for ws in slow_sockets))
             slow.slow_outcomes = Counter(outcome for outcome, _ in outcomes)
             slow.slow_frames = [frames for _, frames in outcomes]
@@ -1442,13 +1534,19 @@ async def run_slow_variant(
             if flood is not None:
                 await flood.close()
             await close_many(slow_sockets)
+            await close_fast_readers(fast_readers)
         slow.rss_end_kib = rss_kib(worker_a.pid)
 
 
 async def slow_readers(tmp: Path, redis_child: Child, private_pem: bytes, args: argparse.Namespace) -> SlowComparison:
-    """Scenario (d): --repeat rounds of baseline, slow (and flood with --slow-flood-control), interleaved.
-    A run that fails is recorded with its error and the next run goes on."""
-    variants = ["baseline", "slow", *(["flood"] if args.slow_flood_control else [])]
+    """Scenario (d): --repeat rounds of baseline, slow (, flood with --slow-flood-control) (, fast with
+    --slow-readers-control), interleaved. A run that fails is recorded with its error and the next run goes on."""
+    variants = [
+        "baseline",
+        "slow",
+        *(["flood"] if args.slow_flood_control else []),
+        *(["fast"] if args.slow_readers_control else []),
+    ]
     comparison = SlowComparison(variants)
     tracker = Tracker()
     for round_ in range(1, args.repeat + 1):
@@ -1468,7 +1566,13 @@ async def slow_readers(tmp: Path, redis_child: Child, private_pem: bytes, args: 
             print(
                 f"  {r.key}: {r.rate:,.0f} msg/s, p99 {percentile(r.latencies_ms or [math.nan], 99):.1f} ms, "
                 f"worker A RSS {slow.rss_before_kib / 1024:.1f} -> peak {slow.rss_peak_kib / 1024:.1f} MiB, "
-                f"slow sockets {dict(slow.slow_outcomes)}, {SLOW_CLOSED_METRIC} {slow.slow_closed_metric}",
+                f"slow sockets {dict(slow.slow_outcomes)}, {SLOW_CLOSED_METRIC} {slow.slow_closed_metric}"
+                + (
+                    f", fast readers {dict(slow.fast_outcomes)}, flood frames {slow.fast_frames_text()} "
+                    f"of {slow.flood_acked:,} acked"
+                    if slow.fast_frames
+                    else ""
+                ),
                 flush=True,
             )
     return comparison
@@ -1718,32 +1822,50 @@ def slow_section(slow: SlowComparison, args: argparse.Namespace) -> list[str]:
             if "flood" in slow.variants
             else ""
         )
+        + (
+            f" fast (`--slow-readers-control`): the same flood, and {FAST_READERS} sockets of the same user "
+            f"(`{SLOW_USER}`) on worker A that read every frame as it arrives (a task per socket doing recv() in a "
+            "loop, counting frames) through the window and the drain after it: the same fan-out of the flood by "
+            "worker A without the slowness, so slow vs fast tells whether the slow sockets cost because they are "
+            "slow or because delivering the flood to 20 sockets is work (fast readers that keep up pay for every "
+            "frame of the 20 s, the slow sockets only until they are closed)."
+            if "fast" in slow.variants
+            else ""
+        )
         + f" Rounds interleave: {', '.join(slow.variants)}.",
         f"- Worker A RSS (VmRSS): before the window (every socket open, one flood message through, "
         f"{SLOW_SETTLE_S:.0f} s settled), its peak (read every {RSS_SAMPLE_S * 1000:.0f} ms during the window), "
         "growth = peak - before, and at the end (after the drains, every socket closed). 4008 = slow sockets "
         f"that, read after the run and its drain, ended with a close frame of code {CLOSE_TOO_SLOW} (of "
         f"{SLOW_SOCKETS}); `{SLOW_CLOSED_METRIC}` = worker A's /metrics after that. Flood sent / acked include "
-        "one warm-up message before the window.",
+        "one warm-up message before the window."
+        + (
+            f" In a fast run, 4008 = fast readers closed with {CLOSE_TOO_SLOW} (of {FAST_READERS}; 0 expected) and "
+            "Fast flood frames = the flood frames (warm-up included) a fast reader received by the end of the "
+            f"drain (up to {FAST_DRAIN_TIMEOUT_S:.0f} s more for the last ones), lowest / highest: every one of "
+            "them should get every acknowledged flood message."
+            if "fast" in slow.variants
+            else ""
+        ),
         "- Server CPU µs/msg = CPU seconds of both workers + redis-server over the window / normal messages "
         "delivered in it (with a flood it includes the flood's cost). ÷ baseline = the run's value / the value of "
         "the baseline run of the same round (msg/s: higher is better; latency: lower is better).",
         "",
         "| Round | Variant | s | Sent | Delivered msg/s | p50 ms | p95 ms | p99 ms | Server CPU µs/msg | msg/s ÷ base "
         "| p50 ÷ base | p99 ÷ base | A RSS before MiB | A RSS peak MiB | A RSS growth MiB | A RSS end MiB "
-        f"| Flood sent / acked | 4008 | {SLOW_CLOSED_METRIC} | Errors | LOST | DUP | CPU % (100 = 1 core) "
-        "| Client lag p99 ms |",
+        f"| Flood sent / acked | 4008 | Fast flood frames | {SLOW_CLOSED_METRIC} | Errors | LOST | DUP "
+        "| CPU % (100 = 1 core) | Client lag p99 ms |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
-        "|---:|---|---:|",
+        "|---:|---:|---|---:|",
     ]
     for run in slow.runs:
         r = run.result
         if r is None:
-            lines.append(f"| {run.round} | {run.variant} | FAILED (below) |" + " — |" * 21)
+            lines.append(f"| {run.round} | {run.variant} | FAILED (below) |" + " — |" * 22)
             continue
         t = r.latencies_ms or [math.nan]
         ratios = slow.ratios(run) if run.variant != "baseline" else None
-        floods, slow_count = SLOW_VARIANTS[run.variant]
+        floods = SLOW_VARIANTS[run.variant][0]
         metric = "—" if run.slow_closed_metric is None else f"{run.slow_closed_metric:.0f}"
         lines.append(
             f"| {run.round} | {run.variant} | {r.duration_s:.1f} | {r.sent:,} | {r.rate:,.0f} "
@@ -1751,7 +1873,7 @@ def slow_section(slow: SlowComparison, args: argparse.Namespace) -> list[str]:
             + " ".join(f"| {ratio_text(ratios[i] if ratios else None)}" for i in range(3))
             + f" | {mib_text(run.rss_before_kib)} | {mib_text(run.rss_peak_kib)} | {run.rss_growth_mib:.1f} "
             f"| {mib_text(run.rss_end_kib)} | {f'{run.flood_sent:,} / {run.flood_acked:,}' if floods else '—'} "
-            f"| {f'{run.closed_too_slow}/{slow_count}' if slow_count else '—'} | {metric} | {r.error_count} "
+            f"| {run.too_slow_text()} | {run.fast_frames_text()} | {metric} | {r.error_count} "
             f"| {r.lost} | {r.duplicated} | {cpu_text(r.cpu)} | {r.client_lag_p99_ms:.1f} |"
         )
     lines += [
@@ -1760,29 +1882,30 @@ def slow_section(slow: SlowComparison, args: argparse.Namespace) -> list[str]:
         "baseline (rounds where both ran):",
         "",
         "| Variant | Runs OK | Delivered msg/s | p50 ms | p95 ms | p99 ms | Server CPU µs/msg | A RSS growth MiB "
-        f"| msg/s ÷ baseline | p50 ÷ baseline | p99 ÷ baseline | 4008 per run | {SLOW_CLOSED_METRIC} per run |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        f"| msg/s ÷ baseline | p50 ÷ baseline | p99 ÷ baseline | 4008 per run | Fast flood frames per run "
+        f"| {SLOW_CLOSED_METRIC} per run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for variant in slow.variants:
         ok = [run for run in slow.runs if run.variant == variant and run.result is not None]
         results = [run.result for run in ok if run.result is not None]
         if not results:
-            lines.append(f"| {variant} | 0/{args.repeat} |" + " — |" * 11)
+            lines.append(f"| {variant} | 0/{args.repeat} |" + " — |" * 12)
             continue
         paired = [ratios for run in ok if (ratios := slow.ratios(run))] if variant != "baseline" else []
         medians = [statistics.median(q[i] for q in paired) if paired else None for i in range(3)]
         timed = [r.latencies_ms for r in results if r.latencies_ms]
         p50, p95, p99 = (median_or_nan([percentile(t, q) for t in timed]) for q in (50, 95, 99))
         cpu = median_or_nan([r.server_cpu_us_per_msg for r in results])
-        slow_count = SLOW_VARIANTS[variant][1]
-        closes = ", ".join(f"{run.closed_too_slow}/{slow_count}" for run in ok) if slow_count else "—"
+        closes = ", ".join(run.too_slow_text() for run in ok) if any(SLOW_VARIANTS[variant][1:]) else "—"
+        fast_frames = ", ".join(run.fast_frames_text() for run in ok) if SLOW_VARIANTS[variant][2] else "—"
         metrics = ", ".join("—" if run.slow_closed_metric is None else f"{run.slow_closed_metric:.0f}" for run in ok)
         lines.append(
             f"| {variant} | {len(results)}/{args.repeat} | {statistics.median(r.rate for r in results):,.0f} "
             f"| {p50:.1f} | {p95:.1f} | {p99:.1f} | {'—' if math.isnan(cpu) else f'{cpu:,.0f}'} "
             f"| {statistics.median(run.rss_growth_mib for run in ok):.1f} "
             + " ".join(f"| {ratio_text(value)}" for value in medians)
-            + f" | {closes} | {metrics} |"
+            + f" | {closes} | {fast_frames} | {metrics} |"
         )
     notes = []
     for run in slow.runs:
@@ -1799,6 +1922,15 @@ def slow_section(slow: SlowComparison, args: argparse.Namespace) -> list[str]:
                 f"- d{run.round}-{run.variant}: frames a slow socket read before its close frame (presence, the "
                 f"warm-up and the flood frames that had left before the close): min {low:,}, median {mid:,.0f}, "
                 f"max {high:,}; at {FLOOD_RATE:.0f} frames/s the median is ~{mid / FLOOD_RATE:.1f} s of flood"
+            )
+        if run.fast_frames:
+            window = run.fast_window_frames or [0]
+            notes.append(
+                f"- d{run.round}-{run.variant}: flood frames a fast reader received, of {run.flood_acked:,} acked "
+                f"(warm-up included): by the window's end min {min(window):,}, median {statistics.median(window):,.0f}"
+                f", max {max(window):,}; after the drain min {min(run.fast_frames):,}, median "
+                f"{statistics.median(run.fast_frames):,.0f}, max {max(run.fast_frames):,}; the readers' sockets at "
+                f"the end: {dict(run.fast_outcomes)}"
             )
     if notes:
         lines += ["", *notes]
@@ -1942,7 +2074,7 @@ def report(
         if run.error is not None:
             lines.append(f"- (c) run completed (c{run.round}-{run.variant}): FAIL (see the failed runs above)")
     for run in slow.runs if slow is not None else ():
-        slow_count = SLOW_VARIANTS[run.variant][1]
+        _, slow_count, fast_count = SLOW_VARIANTS[run.variant]
         if run.error is not None:
             lines.append(f"- (d) run completed (d{run.round}-{run.variant}): FAIL (see the failed runs above)")
         elif slow_count:
@@ -1957,6 +2089,18 @@ def report(
                 f"- (d) every slow socket closed with {CLOSE_TOO_SLOW} and counted (d{run.round}-{run.variant}): "
                 f"{'PASS' if closed_ok else 'FAIL'} ({run.closed_too_slow}/{slow_count} got {CLOSE_TOO_SLOW}, "
                 f"{SLOW_CLOSED_METRIC} = {run.slow_closed_metric})"
+            )
+        elif fast_count:
+            fast_ok = (
+                run.fast_outcomes["open"] == fast_count
+                and len(run.fast_frames) == fast_count
+                and min(run.fast_frames) >= run.flood_acked
+                and run.slow_closed_metric == 0
+            )
+            lines.append(
+                f"- (d) every fast reader got every flood frame and stayed open (d{run.round}-{run.variant}): "
+                f"{'PASS' if fast_ok else 'FAIL'} (flood frames {run.fast_frames_text()} of {run.flood_acked:,} "
+                f"acked, sockets {dict(run.fast_outcomes)}, {SLOW_CLOSED_METRIC} = {run.slow_closed_metric})"
             )
     for r in (*throughput, *latency, *floor_results, *slow_results):
         verdict = "PASS" if r.lost == 0 and r.duplicated == 0 and r.sent > 0 else "FAIL"
@@ -2003,7 +2147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat",
         type=int,
         default=DEFAULT_REPEAT,
-        help="(c): rounds of floor, before, after; (d): rounds of baseline, slow (, flood)",
+        help="(c): rounds of floor, before, after; (d): rounds of baseline, slow (, flood) (, fast)",
     )
     parser.add_argument(
         "--floor-conversations",
@@ -2027,7 +2171,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--slow-flood-control",
         action="store_true",
-        help="(d): a third variant per round, the flood without the slow sockets (the flood's own cost)",
+        help="(d): one more variant per round, flood: the flood without the slow sockets (the flood's own cost)",
+    )
+    parser.add_argument(
+        "--slow-readers-control",
+        action="store_true",
+        help="(d): one more variant per round, fast: the same flood with 20 sockets of the same user on worker A "
+        "that read everything (is the cost slowness or the fan-out?)",
     )
     parser.add_argument(
         "--output",
