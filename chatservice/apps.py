@@ -8,4 +8,4 @@ class ChatServiceConfig(AppConfig):
     verbose_name = "Chat service"
 
     def ready(self) -> None:
-        from chatservice import schema  # noqa: F401 - registers the OpenAPI auth extensions
+        from chatservice import login_lockout, schema  # noqa: F401 - signal receivers, OpenAPI extensions

@@ -18,6 +18,13 @@ telemetry.configure(settings.CONFIG.tracing)
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from chatservice import access_log, header_limits  # noqa: E402
+
+# Daphne loads this module before it builds its server: from then on its access log redacts credentials
+# in query strings, and oversized request headers are answered with 431 instead of a dropped connection.
+access_log.install()
+header_limits.install()
+
 from chatservice.asgi_middleware import BodySizeLimitMiddleware  # noqa: E402
 from realtime.auth import QueryTokenAuthMiddleware  # noqa: E402
 from realtime.outbox import TransportMiddleware  # noqa: E402

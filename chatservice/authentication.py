@@ -7,6 +7,7 @@ Neither the token nor its claims are ever logged.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,13 @@ from conversations.models import Role
 # Roles in the Auth Service's tokens that make a caller support staff; everything else is a donor.
 ADMIN_ROLE_CLAIMS = frozenset({"ADMIN", "SUPER_ADMIN"})
 USER_ID_MAX_LENGTH = 128
+# Console staff act as `staff:<username>` unless linked to their Auth Service subject (identity.models);
+# no token subject may start with it, so the two namespaces never meet.
+STAFF_ID_PREFIX = "staff:"
 # Tolerated clock skew between the Auth Service and this service when checking exp/nbf/iat.
 JWT_LEEWAY_S = 30
+# RFC 7519 NumericDate claims: a JSON number each, when present (strings, booleans and null are refused).
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 
 @dataclass(frozen=True)
@@ -59,11 +65,47 @@ def _public_key(pem: str) -> Any:
     return load_pem_public_key(pem.encode())
 
 
+def _is_numeric_date(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # NaN and Infinity (Python's JSON extensions) are no dates
+
+
+class _StrictTimeClaimsJWT(jwt.PyJWT):
+    """PyJWT, with exp, nbf and iat held to JSON numbers.
+
+    PyJWT compares them after int(), so `"exp": "9999999999"` (a string) would pass and a signed token
+    could carry any text there. `_decode_payload` is PyJWT's documented extension point: it runs after the
+    signature is verified and before any claim is checked, so a wrongly typed time claim is token_invalid
+    whatever its value, never token_expired.
+    """
+
+    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
+        payload = super()._decode_payload(decoded)
+        for claim in TIME_CLAIMS:
+            if claim in payload and not _is_numeric_date(payload[claim]):
+                raise jwt.DecodeError(f"The {claim} claim must be a number.")
+        return payload
+
+
+_jwt = _StrictTimeClaimsJWT()
+
+
+def _check_token_size(token: str, max_bytes: int) -> None:
+    """Refuse a token over `max_bytes` before anything decodes it. A JWT is ASCII (base64url and dots), so
+    its length in characters is its length in bytes; anything else is refused outright."""
+    if len(token) > max_bytes:
+        raise TokenError(f"Token is longer than {max_bytes} bytes.")
+    if not token.isascii():
+        raise TokenError("Token is invalid.")
+
+
 def principal_from_token(token: str) -> Principal:
     conf = settings.CHAT
+    _check_token_size(token, conf["JWT_MAX_TOKEN_BYTES"])
     options = {"require": ["exp"], "verify_aud": conf["JWT_AUDIENCE"] is not None}
     try:
-        claims = jwt.decode(
+        claims = _jwt.decode(
             token,
             key=_public_key(conf["JWT_PUBLIC_KEY"]),
             # Only the configured asymmetric algorithms: `none` and HS256-with-the-public-key are refused.
@@ -82,6 +124,8 @@ def principal_from_token(token: str) -> Principal:
         user_id = str(user_id)
     if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > USER_ID_MAX_LENGTH:
         raise TokenError("Token has no usable subject (sub or userId).")
+    if user_id.strip().startswith(STAFF_ID_PREFIX):
+        raise TokenError(f"Token subjects may not start with {STAFF_ID_PREFIX!r} (console staff ids).")
     role_claim = claims.get("role")
     role = Role.ADMIN if isinstance(role_claim, str) and role_claim in ADMIN_ROLE_CLAIMS else Role.USER
     return Principal(user_id=user_id.strip(), role=role)
@@ -123,4 +167,8 @@ class StaffSessionAuthentication(authentication.SessionAuthentication):
 
 
 def principal_for_staff(user: Any) -> Principal:
-    return Principal(user_id=user.get_username(), role=Role.ADMIN, via="session")
+    """A console staff account's principal: its linked Auth Service subject, else `staff:<username>`
+    (identity.selectors). One query."""
+    from identity.selectors import staff_principal  # identity's models need the app registry
+
+    return staff_principal(user)

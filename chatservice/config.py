@@ -62,6 +62,14 @@ WS_DELAYS = {
     "WS_SLOW_CLOSE_GRACE_S": (10.0, 1.0, 300.0),
 }
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
+# Request line plus headers Daphne reads before answering 431 (chatservice.header_limits): Twisted's own
+# limit, kept; an oversized request costs the worker no more than this before it is refused.
+HTTP_MAX_HEADER_BYTES = 16 * 1024
+# Longest bearer token accepted, as (default, minimum, maximum) bytes, checked before any decoding. An
+# RS256 token of a few claims is well under 1 KiB; the default leaves room for more claims or a larger
+# key. The maximum leaves 4 KiB of HTTP_MAX_HEADER_BYTES for the request line and the other headers, so
+# a token within the limit is answered by the application, never refused by the HTTP layer (431).
+JWT_MAX_TOKEN_BYTES = (8192, 1024, HTTP_MAX_HEADER_BYTES - 4096)
 # Shortest METRICS_TOKEN accepted: a scrape secret short enough to guess protects nothing.
 MIN_METRICS_TOKEN_LENGTH = 16
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -75,6 +83,50 @@ class ConfigError(Exception):
 # Where an OTLP/HTTP collector listens by default, and the path it takes traces on.
 DEFAULT_OTLP_TRACES_URL = "http://localhost:4318/v1/traces"
 OTLP_TRACES_PATH = "/v1/traces"
+
+
+# Admin login lockout (django-axes), as (default, minimum, maximum): failed logins of one username from one
+# address before it is locked out, and for how long. Five is generous for typos, too few for guessing.
+LOGIN_FAILURE_LIMIT = (5, 1, 100)
+LOGIN_COOLOFF_MINUTES = (15, 1, 24 * 60)
+# HSTS lifetime accepted, seconds (two years, the preload lists' usual ceiling).
+MAX_HSTS_SECONDS = 2 * 365 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class HttpSecurity:
+    # Origins whose pages may call /api/ with a bearer token from the browser (CORS); never with cookies.
+    cors_allowed_origins: tuple[str, ...] = ()
+    hsts_seconds: int = 0  # production behind TLS: 31536000 (README)
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    ssl_redirect: bool = False  # production behind TLS: true (the probes /live, /health and /metrics stay plain)
+    login_failure_limit: int = LOGIN_FAILURE_LIMIT[0]
+    login_cooloff_minutes: int = LOGIN_COOLOFF_MINUTES[0]
+
+
+def _http_security(environ: Mapping[str, str]) -> HttpSecurity:
+    return HttpSecurity(
+        cors_allowed_origins=parse_origins("CORS_ALLOWED_ORIGINS", environ.get("CORS_ALLOWED_ORIGINS", "")),
+        hsts_seconds=_int(environ, "SECURE_HSTS_SECONDS", 0, minimum=0, maximum=MAX_HSTS_SECONDS),
+        hsts_include_subdomains=_bool(environ, "SECURE_HSTS_INCLUDE_SUBDOMAINS", False),
+        hsts_preload=_bool(environ, "SECURE_HSTS_PRELOAD", False),
+        ssl_redirect=_bool(environ, "SECURE_SSL_REDIRECT", False),
+        login_failure_limit=_int(
+            environ,
+            "ADMIN_LOGIN_FAILURE_LIMIT",
+            LOGIN_FAILURE_LIMIT[0],
+            minimum=LOGIN_FAILURE_LIMIT[1],
+            maximum=LOGIN_FAILURE_LIMIT[2],
+        ),
+        login_cooloff_minutes=_int(
+            environ,
+            "ADMIN_LOGIN_COOLOFF_MINUTES",
+            LOGIN_COOLOFF_MINUTES[0],
+            minimum=LOGIN_COOLOFF_MINUTES[1],
+            maximum=LOGIN_COOLOFF_MINUTES[2],
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -109,9 +161,13 @@ class Config:
     # Origins (scheme://host[:port]) whose pages may open a WebSocket with a staff session cookie; empty:
     # the request's own scheme and port on any host of allowed_hosts (realtime.auth).
     staff_trusted_origins: tuple[str, ...]
+    # CORS, HSTS, SSL redirect, admin login lockout.
+    http_security: HttpSecurity
     tracing: TracingConfig
     # The bearer token Prometheus presents at GET /metrics; None keeps /metrics a 404. Not in repr().
     metrics_token: str | None = field(repr=False)
+    # Bearer tokens longer than this are refused (token_invalid) before they are decoded.
+    jwt_max_token_bytes: int = JWT_MAX_TOKEN_BYTES[0]
 
 
 def _http_url(name: str, raw: str) -> str:
@@ -392,6 +448,13 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         jwt_algorithms=algorithms,
         jwt_issuer=_optional(env, "JWT_ISSUER"),
         jwt_audience=_optional(env, "JWT_AUDIENCE"),
+        jwt_max_token_bytes=_int(
+            env,
+            "JWT_MAX_TOKEN_BYTES",
+            JWT_MAX_TOKEN_BYTES[0],
+            minimum=JWT_MAX_TOKEN_BYTES[1],
+            maximum=JWT_MAX_TOKEN_BYTES[2],
+        ),
         dev_private_key_path=dev_private_key_path,
         log_level=log_level,
         max_message_length=_int(env, "CHAT_MAX_MESSAGE_LENGTH", 10_000, minimum=1, maximum=100_000),
@@ -408,6 +471,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             for name, (default, low, high) in WS_DELAYS.items()
         },
         staff_trusted_origins=parse_origins("CHAT_STAFF_TRUSTED_ORIGINS", env.get("CHAT_STAFF_TRUSTED_ORIGINS", "")),
+        http_security=_http_security(env),
         tracing=_tracing(env),
         metrics_token=_metrics_token(env),
         ws_rates={

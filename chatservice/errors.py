@@ -3,16 +3,24 @@
 Services raise `ServiceError` subclasses and never know about HTTP or WebSocket; each transport maps
 them (`exception_handler` here for DRF; the realtime consumer turns the same `code` into an error frame).
 Every error body is `{"detail": str, "code": str}`, plus `errors` (per field) for validation errors.
+Django's own error paths (handler400/403/404/500, CSRF failures: chatservice.views) answer the same shape,
+except on the pages people read in a browser (`wants_html_errors`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+# The pages people read in a browser, the admin console and the donor page, keep Django's own error pages.
+# Everything else answers for programs (the API, /live, /health, /metrics, unknown paths): JSON errors.
+HTML_ERROR_PATH_PREFIXES = ("/admin/", "/chat/")
 
 
 class ServiceError(Exception):
@@ -78,12 +86,33 @@ def error_body(detail: str, code: str, errors: Any = None) -> dict[str, Any]:
     return body
 
 
+def wants_html_errors(request: HttpRequest) -> bool:
+    return request.path_info.startswith(HTML_ERROR_PATH_PREFIXES)
+
+
+def json_error(status_code: int, code: str, detail: str) -> JsonResponse:
+    return JsonResponse(error_body(detail, code), status=status_code)
+
+
+def _render_as_json(context: dict[str, Any]) -> None:
+    """Errors of views whose renderers are not JSON (the OpenAPI schema's YAML, the Swagger page's HTML) are
+    rendered as JSON: DRF would otherwise render a 405 in the view's own format. The browsable API keeps its
+    HTML, which a browser asked for (Accept: text/html) and which shows staff the error in context."""
+    request = context.get("request")
+    if request is None or isinstance(getattr(request, "accepted_renderer", None), JSONRenderer | BrowsableAPIRenderer):
+        return
+    request.accepted_renderer = JSONRenderer()
+    request.accepted_media_type = JSONRenderer.media_type
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
+        _render_as_json(context)
         return Response(error_body(exc.detail, exc.code), status=exc.status_code)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    _render_as_json(context)
     if isinstance(exc, drf_exceptions.ValidationError):
         message, code = first_error(exc.detail)
         response.data = error_body(message, code, _codes(exc.detail))

@@ -34,10 +34,16 @@ INSTALLED_APPS = [
     "conversations",
     "messaging",
     "realtime",
+    "identity",
+    "corsheaders",
+    "axes",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that can answer: a CORS preflight is answered here, before authentication.
+    "corsheaders.middleware.CorsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -45,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns an admin login lockout into its page
     "chatservice.middleware.SyncMiddlewareChain",  # last, on purpose: see its docstring
 ]
 
@@ -77,10 +84,11 @@ if CONFIG.database_url_scheme == "mongodb":
         "django.contrib.admin": "chatservice.mongo_apps.MongoAdminConfig",
         "django.contrib.auth": "chatservice.mongo_apps.MongoAuthConfig",
         "django.contrib.contenttypes": "chatservice.mongo_apps.MongoContentTypesConfig",
+        "axes": "chatservice.mongo_apps.MongoAxesConfig",
     }
     INSTALLED_APPS = [MONGO_APP_CONFIGS.get(app, app) for app in INSTALLED_APPS]
     DEFAULT_AUTO_FIELD = OBJECT_ID_AUTO_FIELD
-    MIGRATION_MODULES = {label: f"mongo_migrations.{label}" for label in ("admin", "auth", "contenttypes")}
+    MIGRATION_MODULES = {label: f"mongo_migrations.{label}" for label in ("admin", "auth", "contenttypes", "axes")}
 
 # redis-py's asyncio pool refuses (MaxConnectionsError) rather than waits past max_connections, 100 by
 # default: 5,000 sockets connecting at once exceeded it. Publishing is also bounded in realtime.broadcast.
@@ -136,6 +144,67 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # Pages staff use may also be served from these origins (a TLS terminator's public name, say): admin forms
 # posted from them pass Django's CSRF origin check, and their staff-session sockets pass realtime.auth's.
 CSRF_TRUSTED_ORIGINS = list(CONFIG.staff_trusted_origins)
+# A CSRF refusal is JSON like every other API error, and Django's own page in admin (chatservice.views).
+CSRF_FAILURE_VIEW = "chatservice.views.csrf_failure"
+
+# ---- HTTP hardening (README, "Security headers, CORS and login lockout") -------------------------------
+SECURITY = CONFIG.http_security
+
+# CORS: the donation platform's pages call /api/ from the browser with a bearer token. Only the listed
+# origins, only /api/, never cookies (a page on another origin must not act with a staff session).
+CORS_ALLOWED_ORIGINS = list(SECURITY.cors_allowed_origins)
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight answer
+
+# CSP on every response (django-csp); pages with a stricter policy of their own (the donor page) keep it.
+# No inline script anywhere; inline styles are allowed for the admin's and Swagger UI's own markup.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# TLS: set in production behind the TLS terminator (README). The probes stay plain HTTP: container health
+# checks and Prometheus call the workers directly.
+SECURE_HSTS_SECONDS = SECURITY.hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURITY.hsts_include_subdomains
+SECURE_HSTS_PRELOAD = SECURITY.hsts_preload
+SECURE_SSL_REDIRECT = SECURITY.ssl_redirect
+SECURE_REDIRECT_EXEMPT = [r"^live$", r"^health$", r"^metrics$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Admin login lockout (django-axes): a username from one address is locked out after N failures for a
+# cool-off period. Attempts are counted in the cache (Redis across workers), so no database model is
+# needed (which matters on MongoDB). The client address is Daphne's (--proxy-headers behind nginx), never
+# a header a client sends.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = SECURITY.login_failure_limit
+AXES_COOLOFF_TIME = SECURITY.login_cooloff_minutes / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+AXES_VERBOSE = False  # its own log lines at INFO would name usernames on every attempt
+if CONFIG.redis_url:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CONFIG.redis_url}}
+else:
+    # The embedded default is one process (several workers need REDIS_URL for the channel layer anyway),
+    # and an in-process cache counts every one of its login attempts; axes' check assumes several.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
@@ -151,6 +220,7 @@ CHAT = {
     "JWT_ALGORITHMS": CONFIG.jwt_algorithms,
     "JWT_ISSUER": CONFIG.jwt_issuer,
     "JWT_AUDIENCE": CONFIG.jwt_audience,
+    "JWT_MAX_TOKEN_BYTES": CONFIG.jwt_max_token_bytes,
     "DEV_PRIVATE_KEY_PATH": CONFIG.dev_private_key_path,
     "MAX_MESSAGE_LENGTH": CONFIG.max_message_length,
     "REDIS_URL": CONFIG.redis_url,
@@ -188,7 +258,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "chatservice.schema.seed_paths"],
+    # The two shapes of a new message (chatservice.schema.MessageInputScheme) each have their own messageType
+    # choices; without names, both would be called MessageInputMessageTypeEnum.
+    "ENUM_NAME_OVERRIDES": {
+        "TextMessageTypeEnum": "chatservice.schema.TEXT_MESSAGE_TYPES",
+        "FileMessageTypeEnum": "chatservice.schema.FILE_MESSAGE_TYPES",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "chatservice.schema.require_nonempty_bodies",
+        "chatservice.schema.seed_paths",
+    ],
 }
 
 # One JSON object per line on stderr (chatservice.logs), for every logger. Daphne's access log is not a

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from chatservice.ids import ID_PATTERN
@@ -21,7 +21,8 @@ urlpatterns = [
     path("health", health, name="health"),
     path("metrics", metrics, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script, so the CSP holds.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     re_path(
         rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/?$", messages, name="conversation-messages"
     ),
@@ -30,6 +31,8 @@ urlpatterns = [
     path("chat/", donor_chat, name="donor-chat"),
 ]
 
-# JSON, like every other API error, when DEBUG is off.
+# With DEBUG off: JSON like every other API error, Django's own pages in admin and on the donor page.
+handler400 = "chatservice.views.bad_request"
+handler403 = "chatservice.views.permission_denied"
 handler404 = "chatservice.views.not_found"
 handler500 = "chatservice.views.server_error"

@@ -10,7 +10,6 @@ import json
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
@@ -24,6 +23,21 @@ METADATA_MAX_DEPTH = 16
 # BSON int64. A larger number would be stored and then fail to encode (for Redis, for BSON) far from here.
 METADATA_MAX_NUMBER = 2**53
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# A character that is neither a control character nor whitespace (Python's str.isspace): text without one is
+# blank. Spelled out rather than `\S` because the OpenAPI schema publishes it as a `pattern`, and the
+# regex engines that read schemas (ECMA, Rust) disagree with Python about `\s`; with an explicit class all
+# three agree. Lone surrogates are left out: Rust's regexes cannot name them, and clean_text removes them
+# before this is applied.
+VISIBLE_CHAR_PATTERN = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+VISIBLE_CHAR = re.compile(VISIBLE_CHAR_PATTERN)
+# A FILE message's metadata.url: http or https, then a host whose first character is visible. Published in
+# the schema as is, so a URL the schema accepts is one this service accepts (urlsplit's own leniency, such as
+# leading spaces or tabs inside the scheme, is not the rule). A URL matching it still matches once control
+# characters are stripped: none can be in the prefix, and the host's first character is not one.
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\x00-\x20\x7f-\x9f]"
+HTTP_URL = re.compile(HTTP_URL_PATTERN)
+# Longest metadata.url of a FILE message: browsers and proxies handle URLs up to about this length.
+HTTP_URL_MAX_LENGTH = 2048
 
 
 def clean_text(value: str) -> str:
@@ -68,14 +82,32 @@ def _clean_json(value: Any, depth: int = 0) -> Any:
 
 
 class StrictCharField(serializers.CharField):
-    """A CharField that refuses non-strings instead of coercing 42 into "42", and cleans controls."""
+    """A CharField that refuses non-strings instead of coercing 42 into "42", and cleans controls.
+
+    The length limit counts the text as sent, before control characters are stripped: that is what the
+    schema's `maxLength` says, and stripping only ever shortens text, so what is stored is within the limit
+    too. (Counting after stripping accepted 201 characters as a 200-character subject.) Text with no
+    visible character once cleaned (e.g. only control characters) is blank, like text of only spaces.
+    """
 
     default_error_messages = {"not_a_string": "Must be a string."}
+    # The error code of a text over its limit; subclasses with a limit of their own name theirs.
+    length_code = "max_length"
+
+    def length_limit(self) -> int | None:
+        """The most characters this field takes (None: no limit). Also what the schema publishes."""
+        return self.max_length
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("not_a_string")
-        return super().to_internal_value(clean_text(data))
+        limit = self.length_limit()
+        if limit is not None and len(data) > limit:
+            self.fail(self.length_code, max_length=limit, length=len(data))
+        value = super().to_internal_value(clean_text(data))
+        if not self.allow_blank and not VISIBLE_CHAR.search(value):
+            self.fail("blank")
+        return value
 
 
 def validate_metadata(value: Any) -> dict[str, Any]:
@@ -96,7 +128,12 @@ class MetadataField(serializers.JSONField):
 
 
 def is_http_url(value: Any) -> bool:
-    if not isinstance(value, str) or len(value) > 2048:
+    return isinstance(value, str) and len(value) <= HTTP_URL_MAX_LENGTH and HTTP_URL.match(value) is not None
+
+
+def is_file_metadata(metadata: Any) -> bool:
+    """Whether metadata describes a file: an http(s) `url` and a `name` with a visible character."""
+    if not isinstance(metadata, dict):
         return False
-    parts = urlsplit(value)
-    return parts.scheme in {"http", "https"} and bool(parts.netloc)
+    name = metadata.get("name")
+    return is_http_url(metadata.get("url")) and isinstance(name, str) and VISIBLE_CHAR.search(name) is not None

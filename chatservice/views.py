@@ -1,22 +1,59 @@
-"""Service-level endpoints: liveness, health (readiness) and metrics."""
+"""Service-level endpoints: liveness, health (readiness) and metrics; Django's error handlers and CSRF failure view."""
 
 from __future__ import annotations
 
 import hmac
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf, defaults
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from chatservice.errors import json_error, wants_html_errors
 from chatservice.health import failing, run_checks
 
+# Django's error handlers (chatservice.urls) and CSRF failure view (settings.CSRF_FAILURE_VIEW), with DEBUG
+# off: `{"detail", "code"}` JSON like every other API error, Django's own pages in admin and on the donor page.
+# Messages of SuspiciousOperation are never echoed: they quote what the client sent (a Host header, say).
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html_errors(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        # The same answer as the ASGI body limit (chatservice.asgi_middleware), which normally acts first.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return json_error(413, "request_too_large", f"Request body is larger than {limit} bytes.")
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return json_error(400, "too_many_fields", f"Too many fields in the query string or form (at most {limit}).")
+    return json_error(400, "bad_request", "Bad request.")
 
 
-def server_error(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html_errors(request):
+        return defaults.permission_denied(request, exception)
+    return json_error(403, "permission_denied", "You do not have permission to perform this action.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if wants_html_errors(request):
+        return csrf.csrf_failure(request, reason=reason)
+    # Worded as DRF words the same refusal for staff sessions (SessionAuthentication), with the same code.
+    return json_error(403, "permission_denied", f"CSRF Failed: {reason}")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html_errors(request):
+        return defaults.page_not_found(request, exception)
+    return json_error(404, "not_found", "Not found.")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if wants_html_errors(request):
+        return defaults.server_error(request)
+    return json_error(500, "server_error", "Internal server error.")
 
 
 def live(request: HttpRequest) -> JsonResponse:

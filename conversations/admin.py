@@ -26,6 +26,7 @@ from chatservice.errors import ServiceError
 from chatservice.validation import clean_text, validate_metadata
 from conversations import selectors, services
 from conversations.models import Conversation, ConversationStatus, Participant, Role
+from identity.selectors import staff_chat_id
 from messaging.models import Message
 
 # The conversation page opens with this many latest messages (then live); the full history is in the
@@ -48,13 +49,14 @@ class AssignedFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(admin_count=0)
         if self.value() == "me":
-            return queryset.filter(participants__role=Role.ADMIN, participants__user_id=request.user.get_username())
+            me = principal_for_staff(request.user)
+            return queryset.filter(participants__role=me.role, participants__user_id=me.user_id)
         return queryset
 
 
 class InboxActionForm(helpers.ActionForm):
     """The changelist's action bar plus the staff member "Assign to staff member" assigns to. Choices are
-    the active staff users' usernames (their chat user ids). The field itself accepts any value, so that
+    the active staff users' usernames. The field itself accepts any value, so that
     a stale or forged choice reaches the action, which refuses it with a message: an invalid action form
     would only say "No action selected"."""
 
@@ -77,7 +79,7 @@ class InboxChangeList(ChangeList):
         super().get_results(request)
         page = list(self.result_list)
         latest = selectors.latest_messages_of(page)
-        viewer = request.user.get_username()
+        viewer = principal_for_staff(request.user)
         for conversation in page:
             conversation.console_latest = latest.get(conversation.pk)
             conversation.console_unread = selectors.unread_for(conversation, viewer)
@@ -163,7 +165,7 @@ class ConversationAdmin(admin.ModelAdmin):
                     + f"?conversation__id__exact={conversation.pk}",
                     "config": {
                         "conversationId": conversation.pk,
-                        "userId": request.user.get_username(),
+                        "userId": principal_for_staff(request.user).user_id,
                         "wsPath": f"/ws/conversations/{conversation.pk}",
                         "lastMessageId": thread[-1].pk if thread else None,
                         "readSeqs": {p.user_id: p.last_read_seq for p in conversation.participants.all()},
@@ -247,7 +249,7 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.action(description="Assign to staff member (choose below)")
     def assign_to_staff(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         """Assign to the staff member picked in the action bar. The target must be an active staff user
-        (their username is their chat user id); anything else changes nothing."""
+        (assigned under the chat id their console acts as); anything else changes nothing."""
         username = (request.POST.get("assignee") or "").strip()
         if not username:
             self.message_user(request, "Choose the staff member to assign to; nothing was changed.", messages.ERROR)
@@ -261,7 +263,7 @@ class ConversationAdmin(admin.ModelAdmin):
                 request, f"{username} is not an active staff member; nothing was changed.", messages.ERROR
             )
             return
-        admin_id = target.get_username()
+        admin_id = staff_chat_id(target)  # the id the console acts as for that person
         self._apply(
             request,
             queryset,

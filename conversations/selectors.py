@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.errors import NotFound
-from conversations.models import Conversation, ConversationStatus, Participant, Role
+from conversations.models import Conversation, ConversationStatus, Participant
 from messaging.models import Message
 
 
@@ -26,10 +26,8 @@ def conversation_list(
     """Donors see the conversations they take part in; staff see all, optionally only those assigned to
     them (`assigned="me"`) or to nobody (`assigned="none"`). Newest activity first."""
     qs = Conversation.objects.all()
-    if not viewer.is_admin:
-        qs = qs.filter(participants__user_id=viewer.user_id)
-    elif assigned == "me":
-        qs = qs.filter(participants__user_id=viewer.user_id, participants__role=Role.ADMIN)
+    if not viewer.is_admin or assigned == "me":
+        qs = qs.filter(participants__user_id=viewer.user_id, participants__role=viewer.role)
     elif assigned == "none":
         qs = qs.filter(admin_count=0)
     if status:
@@ -40,9 +38,15 @@ def conversation_list(
 # ---- the access rule (REST and WebSocket) -----------------------------------------------------------
 
 
+def is_person(participant: Participant, person: Principal) -> bool:
+    """Whether a participation is this person's: the same id *and* the same role. A donor whose id happens
+    to equal a staff member's never matches that staff member's participations, nor the reverse."""
+    return participant.user_id == person.user_id and participant.role == person.role
+
+
 def takes_part(viewer: Principal, participants: Iterable[Participant]) -> bool:
     """Whether the viewer is one of these participants: the one comparison every access check makes."""
-    return any(p.user_id == viewer.user_id for p in participants)
+    return any(is_person(p, viewer) for p in participants)
 
 
 @dataclass(frozen=True)
@@ -176,12 +180,12 @@ def latest_messages_of(conversations: list[Conversation]) -> dict[str, Message]:
     return {message.conversation_id: message for message in Message.objects.filter(pairs)}
 
 
-def unread_for(conversation: Conversation, user_id: str) -> int | None:
-    """The unread count of `user_id` in `conversation`, or None when they are not a participant (no
+def unread_for(conversation: Conversation, viewer: Principal) -> int | None:
+    """The unread count of `viewer` in `conversation`, or None when they are not a participant (no
     watermark: the API's unreadCount is null then too). Reads participants.all(), so a prefetched list
     costs no query."""
     for participant in conversation.participants.all():
-        if participant.user_id == user_id:
+        if is_person(participant, viewer):
             return unread_count(conversation.last_seq, participant)
     return None
 

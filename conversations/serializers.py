@@ -34,7 +34,7 @@ class ConversationSerializer(serializers.Serializer):
 
     def get_unreadCount(self, conversation: Conversation) -> int | None:
         # participants.all() is prefetched: no query per conversation.
-        return unread_for(conversation, self.context["principal"].user_id)
+        return unread_for(conversation, self.context["principal"])
 
 
 class ConversationCreateInput(serializers.Serializer):
@@ -57,9 +57,29 @@ class ConversationUpdateInput(ConversationCreateInput):
         return attrs
 
 
+# Conversations per page of GET /api/conversations, unless `limit` says otherwise, and the most it may say.
+CONVERSATION_PAGE_SIZE = 20
+CONVERSATION_PAGE_MAX = 100
+# The largest offset every database takes (SQL OFFSET and MongoDB $skip are 64-bit integers); a larger one
+# failed in the database, a 500 instead of a 400.
+CONVERSATION_OFFSET_MAX = 2**63 - 1
+
+
 class ConversationListQuery(serializers.Serializer):
+    """The list's query string. Paging is validated here too: DRF's paginator silently replaced a `limit` or
+    `offset` that is not a number with the default, which the schema (integers) does not allow."""
+
     status = serializers.ChoiceField(choices=ConversationStatus.choices, required=False)
-    assigned = serializers.ChoiceField(choices=["me", "none"], required=False)
+    assigned = serializers.ChoiceField(choices=["me", "none"], required=False, help_text="Staff only; donors: ignored.")
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text=f"Conversations per page (default {CONVERSATION_PAGE_SIZE}); "
+        f"more than {CONVERSATION_PAGE_MAX} count as {CONVERSATION_PAGE_MAX}.",
+    )
+    offset = serializers.IntegerField(
+        required=False, min_value=0, max_value=CONVERSATION_OFFSET_MAX, help_text="Conversations to skip."
+    )
 
 
 class AssignInput(serializers.Serializer):

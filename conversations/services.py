@@ -167,14 +167,16 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
         seq = selectors.last_seq(conversation.pk)
     now = timezone.now()
     moved = Participant.objects.advance_watermark(
-        conversation_id=conversation.pk, user_id=reader.user_id, seq=seq, at=now
+        conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role, seq=seq, at=now
     )
     if moved:
         receipt_id = message_id or message_selectors.message_id_at(conversation.pk, seq)
         if receipt_id:
             receipt = read_receipt_frame(message_id=receipt_id, user_id=reader.user_id, read_at=now)
             publish_on_commit([(conversation.pk, frame_event(receipt))])
-    participant = Participant.objects.filter(conversation_id=conversation.pk, user_id=reader.user_id).first()
+    participant = Participant.objects.filter(
+        conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role
+    ).first()
     last_seq = selectors.last_seq(conversation.pk)
     if participant is None:
         return ReadState(conversation.pk, reader.user_id, None, last_seq)
@@ -404,11 +406,13 @@ ANONYMIZED_FIELDS = ["sender_id", "content", "metadata", "client_message_id", "m
 def user_erase(
     *,
     user_id: str,
+    role: str,
     dry_run: bool = False,
     batch_size: int = ERASE_BATCH_SIZE,
     on_progress: EraseProgressCallback | None = None,
 ) -> Erasure:
-    """Erase a user's personal data from the chat, keeping conversations readable for the others.
+    """Erase a person's personal data from the chat, keeping conversations readable for the others. The
+    person is `user_id` with `role`: a donor and a staff member who share an id are two people.
 
     - Messages they wrote: content becomes ERASED_CONTENT, metadata and clientMessageId are cleared,
       the sender becomes ERASED_USER_ID (FILE messages become TEXT). The SYSTEM notices services
@@ -420,9 +424,10 @@ def user_erase(
     Status, sequence numbers and activity times are not changed, and nothing is broadcast: erasure is
     not activity. Free text others wrote is theirs and is not rewritten.
 
-    Batches commit one by one, in this order (notices are found through the user's staff participations,
-    which are removed after them): a run that stops half-way is completed by running it again, and a
-    run after a complete one finds nothing. A dry run counts exactly what a run would change.
+    Batches commit one by one, in this order (notices and created conversations are found through the
+    person's participations, which are removed last): a run that stops half-way is completed by running
+    it again, and a run after a complete one finds nothing. A dry run counts exactly what a run would
+    change.
     """
     if not user_id.strip():
         raise ServiceError("A user id is required.", code="required")
@@ -435,7 +440,7 @@ def user_erase(
             on_progress(step, done, total)
 
     # 1. Messages they wrote.
-    written = Message.objects.filter(sender_id=user_id)
+    written = Message.objects.filter(sender_id=user_id, sender_role=role)
     total = written.count()
     for batch in selectors.in_pk_batches(written, batch_size):
         now = timezone.now()
@@ -451,12 +456,16 @@ def user_erase(
     # 2. Notices by others naming them. Only an assignment names someone other than its sender, and it is
     # recorded only when it makes that person an ADMIN participant; so their staff conversations hold
     # every such notice (found without a JSON lookup, which MongoDB's backend does not do reliably).
-    staff_in = Participant.objects.filter(user_id=user_id, role=Role.ADMIN)
+    staff_in = (
+        Participant.objects.filter(user_id=user_id, role=Role.ADMIN)
+        if role == Role.ADMIN
+        else Participant.objects.none()
+    )
     total, scanned = staff_in.count(), 0
     for batch in selectors.in_pk_batches(staff_in, batch_size):
         notices = Message.objects.filter(
             conversation_id__in=[p.conversation_id for p in batch], message_type=MessageType.SYSTEM
-        ).exclude(sender_id=user_id)  # their own were step 1 (in a dry run they still carry their id)
+        ).exclude(sender_id=user_id, sender_role=role)  # their own were step 1 (a dry run leaves their id)
         for notice_batch in selectors.in_pk_batches(notices, batch_size):
             now = timezone.now()
             named = [m for m in notice_batch if _is_service_notice(m) and m.metadata.get("adminId") == user_id]
@@ -471,8 +480,20 @@ def user_erase(
         scanned += len(batch)
         progress("staff conversations scanned for notices", scanned, total)
 
-    # 3. Participations.
-    participations = Participant.objects.filter(user_id=user_id)
+    # 3. Conversations they created: created by the id, and the creator's participation has the role
+    # (the creator always takes part, until step 4).
+    created = Conversation.objects.filter(created_by=user_id, participants__user_id=user_id, participants__role=role)
+    total = created.count()
+    for batch in selectors.in_pk_batches(created, batch_size):
+        ids = [c.pk for c in batch]
+        erasure.conversation_ids.update(ids)
+        if not dry_run:
+            with atomic():
+                Conversation.objects.filter(pk__in=ids).update(created_by=ERASED_USER_ID, subject=None, metadata={})
+        erasure.conversations_pseudonymized += len(batch)
+        progress("conversations pseudonymized", erasure.conversations_pseudonymized, total)
+    # 4. Participations.
+    participations = Participant.objects.filter(user_id=user_id, role=role)
     total = participations.count()
     for batch in selectors.in_pk_batches(participations, batch_size):
         staffed = [p.conversation_id for p in batch if p.role == Role.ADMIN]
@@ -485,15 +506,4 @@ def user_erase(
         erasure.participations_removed += len(batch)
         progress("participations removed", erasure.participations_removed, total)
 
-    # 4. Conversations they created.
-    created = Conversation.objects.filter(created_by=user_id)
-    total = created.count()
-    for batch in selectors.in_pk_batches(created, batch_size):
-        ids = [c.pk for c in batch]
-        erasure.conversation_ids.update(ids)
-        if not dry_run:
-            with atomic():
-                Conversation.objects.filter(pk__in=ids).update(created_by=ERASED_USER_ID, subject=None, metadata={})
-        erasure.conversations_pseudonymized += len(batch)
-        progress("conversations pseudonymized", erasure.conversations_pseudonymized, total)
     return erasure

@@ -10,9 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chatservice.ids import ID_PATTERN
+from chatservice.schema import ALWAYS_ERRORS, BODY_ERRORS, METADATA_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations import selectors, services
 from conversations.models import Conversation
 from conversations.serializers import (
+    CONVERSATION_PAGE_MAX,
+    CONVERSATION_PAGE_SIZE,
     AssignInput,
     ConversationCreateInput,
     ConversationListQuery,
@@ -33,14 +36,33 @@ class IsSupportStaff(permissions.BasePermission):
 
 
 class ConversationPagination(LimitOffsetPagination):
-    default_limit = 20
-    max_limit = 100
+    """Reads `limit` and `offset` once ConversationListQuery has validated them."""
+
+    default_limit = CONVERSATION_PAGE_SIZE
+    max_limit = CONVERSATION_PAGE_MAX
 
 
 def _validated(serializer_class: type, data: object, **context: object) -> dict:
     serializer = serializer_class(data=data, context=context)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def query_of(request: Request) -> dict[str, str]:
+    """The query string as a plain dict (the last value of a repeated key). Not the QueryDict itself: DRF
+    reads a QueryDict as an HTML form, where an empty value means "not given", so `?status=` passed as no
+    filter although the schema (like the choices) does not allow an empty status."""
+    return request.query_params.dict()
+
+
+# What the operations answer besides their result (chatservice.schema.ERROR_CODES says what each code means).
+UPDATE_ERRORS = error_responses(
+    ALWAYS_ERRORS,
+    BODY_ERRORS,
+    UNSAFE_ERRORS,
+    METADATA_ERRORS,
+    ("not_a_string", "max_length", "invalid_choice", "empty_update", "status_forbidden", "not_found"),
+)
 
 
 class ConversationViewSet(viewsets.GenericViewSet):
@@ -57,26 +79,43 @@ class ConversationViewSet(viewsets.GenericViewSet):
         fresh = selectors.conversation_get(viewer=self.request.user, conversation_id=conversation.pk)
         return Response(self.get_serializer(fresh).data, status=status_code)
 
-    @extend_schema(parameters=[ConversationListQuery])
+    @extend_schema(
+        parameters=[ConversationListQuery],
+        responses={
+            200: ConversationSerializer(many=True),
+            **error_responses(
+                ALWAYS_ERRORS, "invalid", "invalid_choice", "min_value", "max_value", "max_string_length"
+            ),
+        },
+    )
     def list(self, request: Request) -> Response:
-        query = _validated(ConversationListQuery, request.query_params)
+        query = _validated(ConversationListQuery, query_of(request))
         qs = selectors.conversation_list(
             viewer=request.user, status=query.get("status"), assigned=query.get("assigned")
         )
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-    @extend_schema(request=ConversationCreateInput, responses={201: ConversationSerializer})
+    @extend_schema(
+        request=ConversationCreateInput,
+        responses={
+            201: ConversationSerializer,
+            **error_responses(
+                ALWAYS_ERRORS, BODY_ERRORS, UNSAFE_ERRORS, METADATA_ERRORS, "not_a_string", "max_length"
+            ),
+        },
+    )
     def create(self, request: Request) -> Response:
         data = _validated(ConversationCreateInput, request.data)
         conversation = services.conversation_create(creator=request.user, **data)
         return self._render(conversation, status.HTTP_201_CREATED)
 
+    @extend_schema(responses={200: ConversationSerializer, **error_responses(ALWAYS_ERRORS, "not_found")})
     def retrieve(self, request: Request, pk: str) -> Response:
         conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
         return Response(self.get_serializer(conversation).data)
 
-    @extend_schema(request=ConversationUpdateInput, responses=ConversationSerializer)
+    @extend_schema(request=ConversationUpdateInput, responses={200: ConversationSerializer, **UPDATE_ERRORS})
     def update(self, request: Request, pk: str) -> Response:
         conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
         data = _validated(ConversationUpdateInput, request.data)
@@ -85,7 +124,18 @@ class ConversationViewSet(viewsets.GenericViewSet):
 
     partial_update = update
 
-    @extend_schema(request=AssignInput, responses=ConversationSerializer)
+    @extend_schema(
+        request=AssignInput,
+        responses={
+            200: ConversationSerializer,
+            **error_responses(
+                ALWAYS_ERRORS,
+                BODY_ERRORS,
+                UNSAFE_ERRORS,
+                ("blank", "not_a_string", "max_length", "not_found", "participant_is_user"),
+            ),
+        },
+    )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsSupportStaff])
     def assign(self, request: Request, pk: str) -> Response:
         conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
@@ -95,7 +145,18 @@ class ConversationViewSet(viewsets.GenericViewSet):
         )
         return self._render(conversation)
 
-    @extend_schema(request=ReadInput, responses=ReadStateSerializer)
+    @extend_schema(
+        request=ReadInput,
+        responses={
+            200: ReadStateSerializer,
+            **error_responses(
+                ALWAYS_ERRORS,
+                BODY_ERRORS,
+                UNSAFE_ERRORS,
+                ("blank", "not_a_string", "max_length", "not_found", "message_not_found"),
+            ),
+        },
+    )
     @action(detail=True, methods=["put"])
     def read(self, request: Request, pk: str) -> Response:
         conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)

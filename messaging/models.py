@@ -49,8 +49,9 @@ class Message(models.Model):
             # The client's key first: a batch looks its keys up with one IN list on this index. Only
             # messages with a key are indexed; the condition is `> ''` rather than `IS NOT NULL` because
             # MongoDB's partial indexes take no null test (keys are never empty: the API refuses that).
+            # Per person: id *and* role (a donor and a staff member with the same id are two people).
             models.UniqueConstraint(
-                fields=["client_message_id", "conversation", "sender_id"],
+                fields=["client_message_id", "conversation", "sender_id", "sender_role"],
                 condition=models.Q(client_message_id__gt=IDEMPOTENCY_KEY_FLOOR),
                 name="message_idempotency_key_uniq",
             ),

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from chatservice.validation import MetadataField, StrictCharField, is_http_url
+from chatservice.ids import ID_PATTERN
+from chatservice.validation import MetadataField, StrictCharField, is_file_metadata
 from conversations.models import Participant
 from messaging.models import CLIENT_MESSAGE_ID_MAX_LENGTH, Message, MessageType
 
@@ -44,45 +46,77 @@ def read_by(message: Message, participants: Iterable[Participant]) -> list[dict[
     return [
         {"userId": p.user_id, "readAt": p.last_read_at}
         for p in participants
-        if p.user_id != message.sender_id and p.last_read_seq >= message.seq and p.last_read_at is not None
+        if (p.user_id, p.role) != (message.sender_id, message.sender_role)
+        and p.last_read_seq >= message.seq
+        and p.last_read_at is not None
     ]
 
 
+class MessageContentField(StrictCharField):
+    """Message content: not blank, at most CHAT_MAX_MESSAGE_LENGTH characters as sent (read per message, so
+    the setting can change under a running process, as tests do)."""
+
+    default_error_messages = {"content_too_long": "Must be at most {max_length} characters (got {length})."}
+    length_code = "content_too_long"
+
+    def length_limit(self) -> int:
+        return settings.CHAT["MAX_MESSAGE_LENGTH"]
+
+
+FILE_METADATA_ERROR = "A FILE message needs metadata.url (http or https) and metadata.name."
+
+
 class MessageInput(serializers.Serializer):
-    content = StrictCharField(trim_whitespace=False)
+    """A new message. FILE messages need metadata describing the file (chatservice.schema publishes the
+    two shapes as a oneOf, so the schema refuses what this refuses)."""
+
+    content = MessageContentField(trim_whitespace=False)
     messageType = serializers.ChoiceField(choices=MessageType.choices, required=False, default=MessageType.TEXT)
     metadata = MetadataField(required=False, default=dict)
     clientMessageId = StrictCharField(required=False, allow_null=True, max_length=CLIENT_MESSAGE_ID_MAX_LENGTH)
 
-    def validate_content(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("Must not be blank.", code="blank")
-        limit = settings.CHAT["MAX_MESSAGE_LENGTH"]
-        if len(value) > limit:
-            raise serializers.ValidationError(
-                f"Must be at most {limit} characters (got {len(value)}).", code="content_too_long"
-            )
-        return value
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["messageType"] == MessageType.FILE:
-            metadata = attrs["metadata"]
-            name = metadata.get("name")
-            if not is_http_url(metadata.get("url")) or not isinstance(name, str) or not name.strip():
-                raise serializers.ValidationError(
-                    {"metadata": ["A FILE message needs metadata.url (http or https) and metadata.name."]},
-                    code="file_metadata_required",
-                )
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        attrs = super().to_internal_value(data)
+        # Checked on the metadata as sent, which is what the schema describes, and as stored: stripping control
+        # characters from keys can merge two of them. (Here rather than in validate(): the WebSocket shares one
+        # instance of this serializer, so only the `data` argument is this message's.)
+        if attrs["messageType"] == MessageType.FILE and not (
+            is_file_metadata(data.get("metadata")) and is_file_metadata(attrs["metadata"])
+        ):
+            raise serializers.ValidationError({"metadata": [FILE_METADATA_ERROR]}, code="file_metadata_required")
         return attrs
+
+
+# A cursor is a message id: what an id in a URL may look like (chatservice.ids), whole.
+CURSOR_PATTERN = rf"^{ID_PATTERN}$"
 
 
 class MessageListQuery(serializers.Serializer):
     # Out-of-range limits are clamped by the view, as DRF pagination does; non-numbers are refused.
-    limit = serializers.IntegerField(required=False, min_value=1)
-    before = serializers.CharField(required=False, max_length=64)
-    after = serializers.CharField(required=False, max_length=64)
+    limit = serializers.IntegerField(
+        required=False, min_value=1, help_text="Messages per page (default 50); more than 200 count as 200."
+    )
+    before = serializers.RegexField(
+        CURSOR_PATTERN,
+        required=False,
+        help_text="A messageId: the messages just older than it. Not together with `after` (400 `invalid_cursor`).",
+    )
+    after = serializers.RegexField(
+        CURSOR_PATTERN,
+        required=False,
+        help_text="A messageId: the messages just newer than it. Not together with `before` (400 `invalid_cursor`).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("before") and attrs.get("after"):
             raise serializers.ValidationError("Use either before or after, not both.", code="invalid_cursor")
         return attrs
+
+
+@extend_schema_serializer(many=False)  # one object per page, although the operation is a list
+class MessagePageSerializer(serializers.Serializer):
+    """A page of history: chronological `results`, links to older (`next`) and newer (`previous`) pages."""
+
+    results = MessageSerializer(many=True)
+    next = serializers.URLField(allow_null=True, help_text="Older messages.")
+    previous = serializers.URLField(allow_null=True, help_text="Newer messages.")

@@ -110,7 +110,7 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
         "id", "status", "last_seq", "last_message_at"
     )
     messages: list[Message] = []
-    watermarks: dict[tuple[str, str], tuple[int, Any]] = {}
+    watermarks: dict[tuple[str, str, str], tuple[int, Any]] = {}
     for conversation_id, status, last_seq, at in state:
         if require_active and status != ConversationStatus.ACTIVE:
             continue  # not advanced (if it was reopened just now, the unique seq index refuses the batch)
@@ -133,7 +133,7 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
             messages.append(message)
             results[index] = message
             # Whoever writes has read everything before: their own message never counts as unread.
-            watermarks[conversation_id, item.sender.user_id] = (seq, at)
+            watermarks[conversation_id, item.sender.user_id, item.sender.role] = (seq, at)
     if not messages:
         return Appended(results, {}, [])
     Message.objects.bulk_create(messages)
@@ -181,7 +181,7 @@ def _same_send(existing: Message, request: SendRequest) -> Sent | Conflict:
     return Sent(existing, created=False, payload=message_payload(existing))
 
 
-def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str], Message]:
+def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str, str], Message]:
     keyed = [r for r in requests if r.client_message_id]
     if not keyed:
         return {}
@@ -193,7 +193,7 @@ def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str
         client_message_id__in={r.client_message_id for r in keyed},
         client_message_id__gt=IDEMPOTENCY_KEY_FLOOR,
     )
-    return {(m.conversation_id, m.sender_id, m.client_message_id): m for m in rows}
+    return {(m.conversation_id, m.sender_id, m.sender_role, m.client_message_id): m for m in rows}
 
 
 def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | ServiceError], list[Publication]]:
@@ -222,7 +222,8 @@ def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | Service
                 "metadata numbers must be finite and between -2^53 and 2^53.", code="metadata_number_out_of_range"
             )
             continue
-        original = previous.get((request.conversation_id, request.sender.user_id, request.client_message_id or ""))
+        sender = request.sender
+        original = previous.get((request.conversation_id, sender.user_id, sender.role, request.client_message_id or ""))
         if original is not None:
             results[index] = _same_send(original, request)
             continue
@@ -266,6 +267,8 @@ def _join_staff(requests: Sequence[SendRequest]) -> None:
     staff = {(r.conversation_id, r.sender.user_id) for r in requests if r.sender.is_admin}
     if not staff:
         return
+    # Any row for the id counts as present: one participation per id and conversation, and a donor's
+    # row is never turned into staff's (the access rule compares roles, so it grants staff nothing).
     present = set(
         Participant.objects.filter(
             conversation_id__in={c for c, _ in staff}, user_id__in={u for _, u in staff}

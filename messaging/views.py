@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from chatservice.errors import NotFound
+from chatservice.schema import ALWAYS_ERRORS, BODY_ERRORS, METADATA_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations.models import Participant
 from conversations.selectors import conversation_get
+from conversations.views import query_of
 from messaging import selectors, services
-from messaging.serializers import MessageInput, MessageListQuery, MessageSerializer
-
-MessagePageSerializer = inline_serializer(
-    "MessagePage",
-    {
-        "results": MessageSerializer(many=True),
-        "next": serializers.URLField(allow_null=True, help_text="Older messages."),
-        "previous": serializers.URLField(allow_null=True, help_text="Newer messages."),
-    },
-)
+from messaging.serializers import MessageInput, MessageListQuery, MessagePageSerializer, MessageSerializer
 
 
 def _page_link(request: Request, param: str, message_id: str) -> str:
@@ -34,17 +28,33 @@ def _page_link(request: Request, param: str, message_id: str) -> str:
 class MessageViewSet(viewsets.GenericViewSet):
     serializer_class = MessageSerializer
 
-    @extend_schema(parameters=[MessageListQuery], responses=MessagePageSerializer)
+    @extend_schema(
+        operation_id="conversations_messages_list",
+        parameters=[MessageListQuery],
+        responses={
+            200: MessagePageSerializer,
+            **error_responses(
+                ALWAYS_ERRORS,
+                ("invalid", "blank", "null_characters_not_allowed", "min_value", "max_string_length", "invalid_cursor"),
+                ("not_found", "message_not_found"),
+            ),
+        },
+    )
     def list(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_get(viewer=request.user, conversation_id=conversation_id)
-        query = MessageListQuery(data=request.query_params)
+        query = MessageListQuery(data=query_of(request))
         query.is_valid(raise_exception=True)
-        page = selectors.message_page(
-            conversation=conversation,
-            limit=query.validated_data.get("limit", selectors.DEFAULT_PAGE_SIZE),
-            before=query.validated_data.get("before"),
-            after=query.validated_data.get("after"),
-        )
+        try:
+            page = selectors.message_page(
+                conversation=conversation,
+                limit=query.validated_data.get("limit", selectors.DEFAULT_PAGE_SIZE),
+                before=query.validated_data.get("before"),
+                after=query.validated_data.get("after"),
+            )
+        except selectors.InvalidCursor:
+            # A cursor is a message id, well formed (the serializer checked); one that names no message of
+            # this conversation is a missing resource, as an unknown messageId is for PUT …/read, not bad input.
+            raise NotFound("No such message in this conversation.", code="message_not_found") from None
         context = {"participants": list(conversation.participants.all())}
         results = MessageSerializer(page.messages, many=True, context=context).data
         body: dict[str, Any] = {"results": results, "next": None, "previous": None}
@@ -54,7 +64,22 @@ class MessageViewSet(viewsets.GenericViewSet):
             body["previous"] = _page_link(request, "after", page.messages[-1].id)
         return Response(body)
 
-    @extend_schema(request=MessageInput, responses={201: MessageSerializer, 200: MessageSerializer})
+    @extend_schema(
+        request=MessageInput,
+        responses={
+            201: MessageSerializer,
+            200: MessageSerializer,
+            **error_responses(
+                ALWAYS_ERRORS,
+                BODY_ERRORS,
+                UNSAFE_ERRORS,
+                METADATA_ERRORS,
+                ("required", "blank", "not_a_string", "content_too_long", "max_length", "invalid_choice"),
+                ("file_metadata_required", "system_message_forbidden", "not_found"),
+                ("conversation_closed", "idempotency_key_reused"),
+            ),
+        },
+    )
     def create(self, request: Request, conversation_id: str) -> Response:
         conversation = conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = MessageInput(data=request.data)

@@ -22,6 +22,7 @@ from django.http.request import split_domain_port, validate_host
 
 from chatservice.authentication import Principal, TokenError, principal_for_staff, principal_from_token
 from chatservice.config import DEFAULT_PORTS, origin_string
+from realtime.dbpool import db
 
 TOKEN_PARAM = "token"  # noqa: S105 - the parameter name, not a secret
 
@@ -55,7 +56,7 @@ class QueryTokenAuthMiddleware:
         return await self.token_app(scope, receive, send)
 
 
-def socket_principal(scope: dict[str, Any]) -> Principal | None:
+async def socket_principal(scope: dict[str, Any]) -> Principal | None:
     """Who opened the socket, or None (close 4401)."""
     principal = scope.get("principal")
     if principal is not None:
@@ -67,7 +68,7 @@ def socket_principal(scope: dict[str, Any]) -> Principal | None:
         return None
     if not origin_trusted_for_staff(scope):
         return None  # a session cookie alone must not let another page open a socket (CSWSH)
-    return principal_for_staff(user)
+    return await db(principal_for_staff)(user)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -104,13 +104,13 @@ async def publish_all_now(pairs: Sequence[tuple[str, Mapping[str, Any]]]) -> Non
 async def typing_changed(conversation_id: str, typist: Principal, typing: bool) -> None:
     """Tell the conversation's other users that `typist` started or stopped typing (never stored)."""
     frame = events.typing_frame(typist.user_id, typing)
-    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=typist.user_id))
+    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=typist.user_id, skip_role=typist.role))
 
 
 async def presence_changed(conversation_id: str, person: Principal, joined: bool) -> None:
     """Tell the conversation's other users that `person` came (first socket) or left (last socket)."""
     frame = events.presence_frame(person.user_id, person.role, joined=joined)
-    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=person.user_id))
+    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=person.user_id, skip_role=person.role))
 
 
 def _publish_from_sync(pairs: list[tuple[str, Mapping[str, Any]]]) -> None:

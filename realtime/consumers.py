@@ -123,7 +123,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.accept()
 
     async def _open(self) -> None:
-        principal = auth.socket_principal(self.scope)
+        principal = await auth.socket_principal(self.scope)
         if principal is None:
             return await self._refuse(CLOSE_UNAUTHENTICATED)
         self.principal = principal
@@ -377,8 +377,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self._fill_if_wanted()
 
     async def chat_frame(self, event: events.FrameEvent) -> None:
-        if event.get("skipUserId") and event["skipUserId"] == self.principal.user_id:
-            return
+        if event.get("skipUserId") == self.principal.user_id and event.get("skipRole") == self.principal.role:
+            return  # the person's own typing or presence, on another of their tabs
         with tracing.delivering(event, self.trace):
             self._push(event["frame"])
 

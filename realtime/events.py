@@ -150,12 +150,13 @@ class MessagesEvent(TypedDict):
 
 
 class FrameEvent(TypedDict):
-    """A ready frame for every socket of the conversation except those of `skipUserId`'s own tabs
-    when set (typing is not echoed to the typist)."""
+    """A ready frame for every socket of the conversation except the tabs of the person named by
+    `skipUserId` and `skipRole` when set (typing is not echoed to the typist)."""
 
     type: Literal["chat.frame"]
     frame: dict[str, Any]
     skipUserId: str | None
+    skipRole: NotRequired[str | None]
 
 
 def message_item(message: Message) -> StoredMessage:
@@ -166,5 +167,5 @@ def messages_event(items: list[StoredMessage]) -> MessagesEvent:
     return {"type": "chat.messages", "messages": items}
 
 
-def frame_event(frame: Frame, *, skip_user_id: str | None = None) -> FrameEvent:
-    return {"type": "chat.frame", "frame": dict(frame), "skipUserId": skip_user_id}
+def frame_event(frame: Frame, *, skip_user_id: str | None = None, skip_role: str | None = None) -> FrameEvent:
+    return {"type": "chat.frame", "frame": dict(frame), "skipUserId": skip_user_id, "skipRole": skip_role}

@@ -84,6 +84,15 @@ def trusted_key(settings, keypair) -> None:
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """The in-process cache holds admin login attempts (django-axes): each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def fresh_presence() -> Iterator[None]:
     """Each test starts with nobody present and no sockets counted against any user's cap (the in-process
     store lives as long as the process; a test that leaves a socket open must not affect the next)."""

@@ -46,7 +46,7 @@ def test_status_actions_record_system_messages(staff, conversation, action, stat
     assert response.status_code == 302  # no intermediate page
     assert Conversation.objects.get(pk=conversation.pk).status == status
     message = Message.objects.get(conversation=conversation)
-    assert (message.message_type, message.sender_id, message.sender_role) == ("SYSTEM", "maria", "ADMIN")
+    assert (message.message_type, message.sender_id, message.sender_role) == ("SYSTEM", "staff:maria", "ADMIN")
 
 
 def test_reopen_and_assign_to_me(staff, conversation):
@@ -54,7 +54,7 @@ def test_reopen_and_assign_to_me(staff, conversation):
     staff.post(CHANGELIST, {"action": "reopen", "_selected_action": [conversation.pk]})
     staff.post(CHANGELIST, {"action": "assign_to_me", "_selected_action": [conversation.pk]})
     assert Conversation.objects.get(pk=conversation.pk).status == "ACTIVE"
-    assert Participant.objects.get(conversation=conversation, user_id="maria").role == "ADMIN"
+    assert Participant.objects.get(conversation=conversation, user_id="staff:maria").role == "ADMIN"
     assert Message.objects.filter(conversation=conversation, message_type="SYSTEM").count() == 3
 
 

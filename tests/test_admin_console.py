@@ -20,7 +20,7 @@ from conversations.models import Conversation, Participant
 from messaging.models import Message
 from tests.helpers import ADMIN, USER, send
 
-MARIA = Principal("maria", "ADMIN")
+MARIA = Principal("staff:maria", "ADMIN")  # what the console account "maria" acts as
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def cell(html: str, row_id: str, column: str) -> str:
 
 def test_inbox_shows_latest_message_escaped_and_unread_per_viewing_staff_member(maria, john, conversation):
     send(conversation, "first")
-    services.conversation_assign(conversation=conversation, actor=MARIA, admin_id="maria")
+    services.conversation_assign(conversation=conversation, actor=MARIA, admin_id="staff:maria")
     services.participant_mark_read(conversation=conversation, reader=MARIA)
     send(conversation, "second")
     send(conversation, "<b>bold</b> " + "x" * 200)  # markup and too long for the list
@@ -64,7 +64,7 @@ def test_inbox_shows_latest_message_escaped_and_unread_per_viewing_staff_member(
     assert cell(html, conversation.pk, "title").endswith("Refund</a>")
     assert cell(html, conversation.pk, "status") == "Active"
     assert cell(html, conversation.pk, "donor") == "u1"
-    assert cell(html, conversation.pk, "assigned_admins") == "maria"
+    assert cell(html, conversation.pk, "assigned_admins") == "staff:maria"
     assert cell(html, conversation.pk, "unread") == "<strong>2</strong>"  # the two after her watermark
     preview = cell(html, conversation.pk, "last_message")
     assert preview.startswith("u1: &lt;b&gt;bold&lt;/b&gt; xxx") and preview.endswith("…")
@@ -101,7 +101,7 @@ def test_changelist_query_count_does_not_grow_with_the_page(maria, django_assert
         for i in range(n):
             c = services.conversation_create(creator=USER, subject=f"c{i}")
             send(c, f"hello {i}")
-            services.conversation_assign(conversation=c, actor=ADMIN, admin_id="maria")
+            services.conversation_assign(conversation=c, actor=ADMIN, admin_id="staff:maria")
 
     open_conversations(2)
     few = changelist_queries(maria)
@@ -131,13 +131,17 @@ def test_assign_to_another_staff_member_records_a_system_message(
             CHANGELIST, {"action": "assign_to_staff", "assignee": "john", "_selected_action": [conversation.pk]}
         )
     assert response.status_code == 302  # the standard flow: straight back to the list
-    assert Participant.objects.get(conversation=conversation, user_id="john").role == "ADMIN"
-    assert not Participant.objects.filter(conversation=conversation, user_id="maria").exists()
+    assert Participant.objects.get(conversation=conversation, user_id="staff:john").role == "ADMIN"
+    assert not Participant.objects.filter(conversation=conversation, user_id="staff:maria").exists()
     notice = Message.objects.get(conversation=conversation)
-    assert (notice.message_type, notice.sender_id, notice.content) == ("SYSTEM", "maria", "john was assigned by maria")
+    assert (notice.message_type, notice.sender_id, notice.content) == (
+        "SYSTEM",
+        "staff:maria",
+        "staff:john was assigned by staff:maria",
+    )
     # announced to the conversation's sockets once committed
     assert notice.pk in repr([callback.args for callback in callbacks if hasattr(callback, "args")])
-    assert [str(m) for m in get_messages(response.wsgi_request)] == ["1 conversation(s) assigned to john."]
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["1 conversation(s) assigned to staff:john."]
     assert Conversation.objects.get(pk=conversation.pk).admin_count == 1
 
 
@@ -161,17 +165,19 @@ def test_assign_to_staff_refuses_anyone_but_active_staff(maria, conversation, as
     assert Conversation.objects.get(pk=conversation.pk).admin_count == 0
 
 
-def test_assign_to_a_staff_member_who_is_the_donor_is_refused_per_conversation(conversation):
-    client = staff_client("u1")  # a staff account whose username is the donor's id
+def test_a_staff_account_named_like_the_donor_is_another_person(conversation):
+    """A console account whose username is the donor's id used to be the donor: same id, and the access
+    rules compared ids only. Now it acts as staff:u1, and assigning it makes a second participant."""
+    client = staff_client("u1")
     response = client.post(
         CHANGELIST, {"action": "assign_to_staff", "assignee": "u1", "_selected_action": [conversation.pk]}
     )
     assert response.status_code == 302
-    assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        f"{conversation.pk}: u1 already takes part in this conversation as a donor."
-    ]
-    assert Participant.objects.get(conversation=conversation, user_id="u1").role == "USER"
-    assert not Message.objects.exists()
+    assert [str(m) for m in get_messages(response.wsgi_request)] == ["1 conversation(s) assigned to staff:u1."]
+    assert set(Participant.objects.filter(conversation=conversation).values_list("user_id", "role")) == {
+        ("u1", "USER"),
+        ("staff:u1", "ADMIN"),
+    }
 
 
 def test_close_and_reopen_through_the_standard_action_flow(maria, conversation, django_capture_on_commit_callbacks):
@@ -180,7 +186,7 @@ def test_close_and_reopen_through_the_standard_action_flow(maria, conversation, 
     assert response.status_code == 302 and response["Location"] == CHANGELIST  # no confirmation page
     assert Conversation.objects.get(pk=conversation.pk).status == "CLOSED"
     closed = Message.objects.get(conversation=conversation)
-    assert closed.content == "Conversation closed by maria" and closed.metadata["status"] == "CLOSED"
+    assert closed.content == "Conversation closed by staff:maria" and closed.metadata["status"] == "CLOSED"
     assert closed.pk in repr([callback.args for callback in callbacks if hasattr(callback, "args")])
 
     response = maria.post(CHANGELIST, {"action": "reopen", "index": "0", "_selected_action": [conversation.pk]})
@@ -189,8 +195,8 @@ def test_close_and_reopen_through_the_standard_action_flow(maria, conversation, 
     assert list(
         Message.objects.filter(conversation=conversation).order_by("seq").values_list("content", flat=True)
     ) == [
-        "Conversation closed by maria",
-        "Conversation active by maria",
+        "Conversation closed by staff:maria",
+        "Conversation active by staff:maria",
     ]
     assert maria.get(CHANGELIST + "?status__exact=ACTIVE").context["cl"].result_count == 1
 
@@ -209,7 +215,7 @@ def test_change_page_renders_the_live_thread_escaped(maria, conversation):
     config = json.loads(re.search(r'<script id="console-config" type="application/json">(.*?)</script>', html).group(1))
     assert config == {
         "conversationId": conversation.pk,
-        "userId": "maria",
+        "userId": "staff:maria",
         "wsPath": f"/ws/conversations/{conversation.pk}",
         "lastMessageId": reply.pk,
         "readSeqs": {"u1": 1, "agent1": 2},  # each sender has read up to their own message

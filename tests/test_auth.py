@@ -142,12 +142,13 @@ def test_staff_session_acts_as_admin_named_by_username(conversation):
     response = client.get(LIST)
     assert response.status_code == 200
     assert [c["conversationId"] for c in response.json()["results"]] == [conversation.pk]  # admins see all
-    # Staff session writes are CSRF-protected; with the token they work and act as "maria".
+    # Staff session writes are CSRF-protected; with the token they work and act as "staff:maria" (a
+    # namespace no Auth Service subject can take).
     csrf_client = APIClient(enforce_csrf_checks=True)
     csrf_client.force_login(staff)
     assert csrf_client.post(f"{LIST}/{conversation.pk}/assign", {}, format="json").status_code == 403
     assert client.post(f"{LIST}/{conversation.pk}/assign", {}, format="json").status_code == 200
-    assert conversation.participants.filter(user_id="maria", role="ADMIN").exists()
+    assert conversation.participants.filter(user_id="staff:maria", role="ADMIN").exists()
 
 
 def test_non_staff_session_is_not_authenticated():

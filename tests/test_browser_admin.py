@@ -23,7 +23,8 @@ from tests.browser import LiveServer, screenshot
 # The kit's fixtures, exposed to this module's tests (see tests/browser.py).
 browser, chat_server, new_page = kit.browser, kit.chat_server, kit.new_page
 
-STAFF = "maria"
+STAFF = "maria"  # the console account's username
+STAFF_ID = f"staff:{STAFF}"  # the chat id it acts as (identity: console ids never meet token subjects)
 PASSWORD = "pw-console-123"  # a test account on a throwaway database
 DONOR = "donor-a"
 CHANGELIST = "/admin/conversations/conversation/"
@@ -112,18 +113,18 @@ def test_staff_work_a_conversation_live(chat_server, staff_account, new_page):
         expect(page.locator("[data-console-messages] img")).to_have_count(0)
         expect(page.locator("[data-console-typing]")).to_have_text("")
         # The page marked it read at once (it is visible): the donor gets maria's receipt.
-        wait_for(donor, lambda f: f["type"] == "read_receipt" and f["userId"] == STAFF)
+        wait_for(donor, lambda f: f["type"] == "read_receipt" and f["userId"] == STAFF_ID)
 
         # maria types (the donor sees it), then Enter sends the reply.
         reply = page.get_by_label("Reply")
         reply.fill("Sorry about that, refunding now")
-        wait_for(donor, lambda f: f["type"] == "typing_start" and f["userId"] == STAFF)
+        wait_for(donor, lambda f: f["type"] == "typing_start" and f["userId"] == STAFF_ID)
         reply.press("Enter")
         expect(messages.last).to_have_text("Sorry about that, refunding now")
         expect(reply).to_have_value("")
         received = wait_for(donor, lambda f: f["type"] == "message_received")
         assert (received["senderId"], received["senderRole"], received["content"]) == (
-            STAFF,
+            STAFF_ID,
             "ADMIN",
             "Sorry about that, refunding now",
         )
@@ -136,15 +137,15 @@ def test_staff_work_a_conversation_live(chat_server, staff_account, new_page):
         screenshot(page, "admin-console")  # a test artifact, under var/test-artifacts/
 
     # Stored as the page showed it, and maria's unread count (she is a participant now) is 0.
-    history = chat_server.api("GET", f"/api/conversations/{conversation}/messages", STAFF, "ADMIN").json()
+    history = chat_server.api("GET", f"/api/conversations/{conversation}/messages", "agent-z", "ADMIN").json()
     assert [(m["senderId"], m["content"]) for m in history["results"] if m["messageType"] == "TEXT"] == [
         (DONOR, "I was charged twice"),
         (DONOR, "<img src=x onerror=alert(1)> still waiting"),
-        (STAFF, "Sorry about that, refunding now"),
+        (STAFF_ID, "Sorry about that, refunding now"),
     ]
     page.goto(f"{chat_server.url}{CHANGELIST}")
     expect(row(page, conversation).locator(".field-unread")).to_have_text("0")
-    expect(row(page, conversation).locator(".field-assigned_admins")).to_have_text(STAFF)
+    expect(row(page, conversation).locator(".field-assigned_admins")).to_have_text(STAFF_ID)
 
 
 def test_close_action_from_the_inbox_reaches_the_open_page_and_the_donor(chat_server, staff_account, new_page):
@@ -168,7 +169,7 @@ def test_close_action_from_the_inbox_reaches_the_open_page_and_the_donor(chat_se
         # Live on the open page and at the donor's socket.
         expect(thread.locator("[data-console-status]")).to_have_text("CLOSED")
         expect(thread.locator(".console-msg-system .console-content").last).to_have_text(
-            f"Conversation closed by {STAFF}"
+            f"Conversation closed by {STAFF_ID}"
         )
         notice = wait_for(donor, lambda f: f["type"] == "system")
         assert notice["metadata"] == {"event": "status_changed", "status": "CLOSED"}

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests import browser as kit
 from tests.browser import screenshot
-from tests.test_browser_admin import CHANGELIST, DONOR, STAFF, log_in, new_conversation, open_conversation, row
+from tests.test_browser_admin import CHANGELIST, DONOR, STAFF_ID, log_in, new_conversation, open_conversation, row
 from tests.test_browser_admin import staff_account as staff_account  # the fixture, for this module's tests
 
 browser, chat_server, new_page = kit.browser, kit.chat_server, kit.new_page
@@ -55,7 +55,7 @@ def test_donor_page_and_staff_console_talk_live_and_the_close_reaches_the_donor(
     staff.select_option('select[name="action"]', "close")
     staff.get_by_role("button", name="Go").click()
     expect(row(staff, conversation).locator(".field-status")).to_have_text("Closed")
-    expect(donor.locator("#messages > li.system").last).to_contain_text(f"Conversation closed by {STAFF}")
+    expect(donor.locator("#messages > li.system").last).to_contain_text(f"Conversation closed by {STAFF_ID}")
     screenshot(donor, "e2e-donor-closed")
 
     # Each message exactly once on the donor's page, as stored.

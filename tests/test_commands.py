@@ -290,19 +290,19 @@ def assert_sequences_contiguous() -> None:
 @pytest.mark.django_db
 def test_erase_donor_dry_run_counts_exactly_what_the_run_does(history):
     before = database()
-    dry = run("erase_user", "--user", DONOR.user_id, "--dry-run")
+    dry = run("erase_user", "--user", DONOR.user_id, "--role", "USER", "--dry-run")
     assert database() == before
     counts = (
         "3 message(s) anonymized, 0 SYSTEM notice(s) naming them rewritten, 1 participation(s) removed, "
         "1 conversation(s) they created pseudonymized; 1 conversation(s) touched"
     )
     assert dry == f"Dry run: would erase user 'donor-erase-me': {counts}. Nothing was changed.\n"
-    output = run("erase_user", "--user", DONOR.user_id)
+    output = run("erase_user", "--user", DONOR.user_id, "--role", "USER")
     assert output.splitlines()[-1] == f"Erased user 'donor-erase-me': {counts}."
     assert output.splitlines()[:-1] == [
         "messages anonymized 3/3",
+        "conversations pseudonymized 1/1",  # found through their participation, so before it goes
         "participations removed 1/1",
-        "conversations pseudonymized 1/1",
     ]
 
 
@@ -311,7 +311,7 @@ def test_erase_donor_anonymizes_in_place_and_leaves_no_trace(history):
     own = history["own"]
     counts_before = {c.pk: (c.last_seq, c.status) for c in Conversation.objects.all()}
     others_before = list(Message.objects.exclude(sender_id=DONOR.user_id).exclude(message_type="SYSTEM").values())
-    run("erase_user", "--user", DONOR.user_id)
+    run("erase_user", "--user", DONOR.user_id, "--role", "USER")
 
     assert_no_trace(DONOR.user_id)
     for personal in ("Jane", "4242", "555-0100", "jane.pdf", "worried"):  # what they wrote, about themselves
@@ -353,14 +353,14 @@ def test_erase_donor_anonymizes_in_place_and_leaves_no_trace(history):
     with pytest.raises(
         CommandError, match="no messages, participations or conversations reference user 'donor-erase-me'"
     ):
-        run("erase_user", "--user", DONOR.user_id)
-    assert run("erase_user", "--user", DONOR.user_id, "--missing-ok").startswith("Nothing to erase")
+        run("erase_user", "--user", DONOR.user_id, "--role", "USER")
+    assert run("erase_user", "--user", DONOR.user_id, "--role", "USER", "--missing-ok").startswith("Nothing to erase")
     assert database() == after
 
 
 @pytest.mark.django_db
 def test_erase_staff_member_rewrites_notices_and_keeps_admin_count(history):
-    output = run("erase_user", "--user", STAFF.user_id)
+    output = run("erase_user", "--user", STAFF.user_id, "--role", "ADMIN")
     assert output.splitlines()[-1] == (
         "Erased user 'agent-erase-me': 3 message(s) anonymized, 1 SYSTEM notice(s) naming them rewritten, "
         "3 participation(s) removed, 0 conversation(s) they created pseudonymized; 3 conversation(s) touched."
@@ -396,9 +396,9 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(history):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        user_erase(user_id=STAFF.user_id, batch_size=1, on_progress=stop_after_first_participation)
+        user_erase(user_id=STAFF.user_id, role="ADMIN", batch_size=1, on_progress=stop_after_first_participation)
     assert Participant.objects.filter(user_id=STAFF.user_id).count() == 2  # one batch committed
-    output = run("erase_user", "--user", STAFF.user_id)
+    output = run("erase_user", "--user", STAFF.user_id, "--role", "ADMIN")
     assert "2 participation(s) removed" in output and "0 message(s) anonymized" in output
     assert_no_trace(STAFF.user_id)
     admin_counts = dict(Conversation.objects.values_list("id", "admin_count"))
@@ -409,13 +409,26 @@ def test_an_interrupted_erasure_is_completed_by_running_it_again(history):
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        ([], "the following arguments are required: --user"),
-        (["--user", "  "], "--user must be 1..128 characters, not blank"),
-        (["--user", "x" * 129], "--user must be 1..128 characters, not blank"),
-        (["--user", "nobody"], "no messages, participations or conversations reference user 'nobody'"),
-        (["--user", "nobody", "--dry-run"], "no messages, participations or conversations reference user 'nobody'"),
-        (["--user", ERASED_USER_ID], "'erased-user' is reserved by the service, not a user"),
-        (["--user", "system"], "'system' is reserved by the service, not a user"),
+        ([], "the following arguments are required: --user, --role"),
+        (["--user", DONOR.user_id], "the following arguments are required: --role"),
+        (["--user", DONOR.user_id, "--role", "donor"], "argument --role: invalid choice"),
+        (["--user", "  ", "--role", "USER"], "--user must be 1..128 characters, not blank"),
+        (["--user", "x" * 129, "--role", "USER"], "--user must be 1..128 characters, not blank"),
+        (
+            ["--user", "nobody", "--role", "USER"],
+            "no messages, participations or conversations reference user 'nobody'",
+        ),
+        (
+            ["--user", "nobody", "--role", "USER", "--dry-run"],
+            "no messages, participations or conversations reference user 'nobody'",
+        ),
+        # A person is an id and a role: the donor's id, as staff, is nobody to erase.
+        (
+            ["--user", DONOR.user_id, "--role", "ADMIN"],
+            "no messages, participations or conversations reference user 'donor-erase-me'",
+        ),
+        (["--user", ERASED_USER_ID, "--role", "USER"], "'erased-user' is reserved by the service, not a user"),
+        (["--user", "system", "--role", "ADMIN"], "'system' is reserved by the service, not a user"),
     ],
 )
 def test_erase_user_refuses_bad_arguments(history, args, error):
@@ -551,7 +564,7 @@ def test_exit_codes_of_real_processes(process_env):
     assert bad.returncode == 2  # argparse: a usage error
     assert "argument --days: must be between 1 and 36500 days, got 0" in bad.stderr
 
-    unknown = manage(process_env, "erase_user", "--user", "nobody")
+    unknown = manage(process_env, "erase_user", "--user", "nobody", "--role", "USER")
     assert unknown.returncode == 1
     assert "reference user 'nobody'" in unknown.stderr
 

@@ -742,10 +742,17 @@ def test_image_build_and_run_steps_work_on_the_build_context(build_context, dote
                 time.sleep(0.2)  # bounded start-up poll
             assert "GET /live" in log.read_text()
             # Served from the context's own files: its collected static assets, its templates.
+            # Through the TLS terminator and nginx (their X-Forwarded-* headers, which --proxy-headers trusts;
+            # Daphne reads the scheme only beside a forwarded address): plain HTTP straight to a worker is
+            # redirected to HTTPS (SECURE_SSL_REDIRECT in the compose environment).
+            behind_tls = {"Host": "chat.example.com", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
             static_url = f"http://127.0.0.1:{port}/static/admin/css/base.css"
-            assert httpx.get(static_url, headers={"Host": "chat.example.com"}).status_code == 200
-            login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", headers={"Host": "chat.example.com"})
+            assert httpx.get(static_url, headers=behind_tls).status_code == 200
+            login = httpx.get(f"http://127.0.0.1:{port}/admin/login/", headers=behind_tls)
             assert login.status_code == 200 and "CareForAll" in login.text
+            plain = httpx.get(f"http://127.0.0.1:{port}/admin/login/", headers={"Host": "chat.example.com"})
+            assert (plain.status_code, plain.headers["location"]) == (301, "https://chat.example.com/admin/login/")
+            assert "max-age=31536000" in login.headers["strict-transport-security"]
             # Liveness, not readiness: with Redis gone the probe still passes while /health reports it.
             redis.stop()
             assert subprocess.run(probe, env=env, capture_output=True, timeout=30).returncode == 0
@@ -883,7 +890,9 @@ def stack(keys, tmp_path_factory):
             k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_", "REDIS_", "CHAT_"))
         }
         env.update(resolved_environment(services()["worker1"], dotenv))
-        env.update(DATABASE_URL=f"sqlite:///{path}", REDIS_URL=redis.url)
+        # Plain HTTP on loopback, no TLS terminator in front: as README says for trying the stack over HTTP.
+        # (test_image_build_and_run_steps_work_on_the_build_context runs the redirect itself.)
+        env.update(DATABASE_URL=f"sqlite:///{path}", REDIS_URL=redis.url, SECURE_SSL_REDIRECT="false")
         migrate_argv = [sys.executable if arg == "python" else arg for arg in command_of(services()["migrate"])]
         subprocess.run(migrate_argv, cwd=BASE_DIR, env=env, check=True, timeout=120, stdout=subprocess.DEVNULL)
         worker_a = stack.enter_context(daphne(env, flags=tuple(worker_flags())))
@@ -1045,6 +1054,14 @@ async def test_a_websocket_with_a_bad_token_is_refused_through_the_proxy(stack, 
         await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT_S)
     assert closed.value.rcvd.code == 4401
     assert_no_token_logged(stack.proxy)
+
+
+def test_a_token_up_to_the_service_limit_passes_the_proxy(stack):
+    """nginx's default header buffers (8 KiB) answered a token near JWT_MAX_TOKEN_BYTES with its own HTML
+    400; now the service answers: 401 token_invalid, as JSON."""
+    token = "e" * (settings.CHAT["JWT_MAX_TOKEN_BYTES"] - 1)
+    response = httpx.get(f"{stack.proxy.url}/api/conversations", headers={"Authorization": f"Bearer {token}"})
+    assert (response.status_code, response.json()["code"]) == (401, "token_invalid")
 
 
 def test_a_body_over_the_limit_stops_at_the_proxy(stack, keys):

@@ -70,17 +70,20 @@ print(json.dumps({
     found = json.loads(result.stdout.splitlines()[-1])
     assert found["databases"] == ["default"]
     assert (found["engine"], found["host"], found["name"]) == ("django_mongodb_backend", MONGODB_URL, "chat")
-    for app in ("MongoAdminConfig", "MongoAuthConfig", "MongoContentTypesConfig"):
+    for app in ("MongoAdminConfig", "MongoAuthConfig", "MongoContentTypesConfig", "MongoAxesConfig"):
         assert f"chatservice.mongo_apps.{app}" in found["apps"]
     assert found["migration_modules"] == {
         "admin": "mongo_migrations.admin",
         "auth": "mongo_migrations.auth",
         "contenttypes": "mongo_migrations.contenttypes",
+        "axes": "mongo_migrations.axes",
     }
     # Admin users, the admin log and content types get ObjectId keys; the chat keeps its string keys;
     # sessions (database-backed) keep theirs.
     pks = found["pks"]
     assert pks["auth.User"] == pks["admin.LogEntry"] == pks["contenttypes.ContentType"] == "ObjectIdAutoField"
+    assert pks["axes.AccessAttempt"] == "ObjectIdAutoField"
+    assert pks["identity.StaffSubject"] == "CharField"
     assert pks["conversations.Conversation"] == pks["messaging.Message"] == "CharField"
     assert pks["sessions.Session"] == "CharField"
     assert found["session_engine"] == "django.contrib.sessions.backends.db"
@@ -132,6 +135,7 @@ def test_every_migration_applies_on_mongodb_and_creates_the_collections(migrated
         "conversations_conversation",
         "conversations_participant",
         "messaging_message",
+        "identity_staffsubject",
         "auth_user",
         "django_admin_log",
         "django_session",
@@ -147,7 +151,7 @@ def test_model_indexes_reach_mongodb(migrated):
     assert messages["message_conversation_seq_uniq"]["unique"] is True
     # Idempotency: unique where a key is set, and only there (messages without one are not indexed).
     key = messages["message_idempotency_key_uniq"]
-    assert key["key"] == {"client_message_id": 1, "conversation_id": 1, "sender_id": 1}
+    assert key["key"] == {"client_message_id": 1, "conversation_id": 1, "sender_id": 1, "sender_role": 1}
     assert key["unique"] is True
     assert key["partialFilterExpression"]["client_message_id"] == {"$gt": "", "$type": "string"}
 
@@ -279,7 +283,7 @@ def test_portable_watermark_update_matches_the_batched_sql_one(conversation):
     first, second = send(conversation, "a"), send(conversation, "b")
     participant = Participant.objects.get(conversation=conversation, user_id=USER.user_id)
     Participant.objects.filter(pk=participant.pk).update(last_read_seq=0)
-    key = (conversation.pk, USER.user_id)
+    key = (conversation.pk, USER.user_id, USER.role)
 
     Participant.objects.advance_watermarks_one_by_one({key: (second.seq, second.created_at)})
     Participant.objects.advance_watermarks_one_by_one({key: (first.seq, first.created_at)})  # never back

@@ -118,7 +118,9 @@ def test_cursors_must_be_messages_of_this_conversation(donor, conversation):
     foreign = send(other, "elsewhere")
     for query in (f"?before={foreign.pk}", "?after=msg_unknown"):
         response = donor.get(url(conversation, query))
-        assert (response.status_code, response.json()["code"]) == (400, "invalid_cursor")
+        # A well-formed id that names no message here is a missing message, as for PUT …/read (it was a 400,
+        # which the schema could not describe: any id-shaped cursor is valid input).
+        assert (response.status_code, response.json()["code"]) == (404, "message_not_found")
     first = Message.objects.get(conversation=conversation, content="m0").pk
     response = donor.get(url(conversation, f"?before={first}&after={first}"))
     assert (response.status_code, response.json()["code"]) == (400, "invalid_cursor")

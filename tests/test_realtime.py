@@ -147,7 +147,7 @@ async def test_staff_session_connects_from_the_same_origin_only(conversation):
     socket = await connect(conversation.pk, None, headers=same_origin)
     await socket.send({"type": "message", "content": "from the console"})
     sent = await socket.expect("message_sent")
-    assert (sent["senderId"], sent["senderRole"]) == ("maria", "ADMIN")
+    assert (sent["senderId"], sent["senderRole"]) == ("staff:maria", "ADMIN")
     await socket.close()
     cross_site = [(b"cookie", cookie), (b"origin", b"https://evil.example"), (b"host", b"localhost:3006")]
     assert await close_code(conversation.pk, None, headers=cross_site) == 4401

@@ -1,4 +1,4 @@
-"""manage.py erase_user --user ID [--dry-run] [--missing-ok]"""
+"""manage.py erase_user --user ID --role USER|ADMIN [--dry-run] [--missing-ok]"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from chatservice.authentication import USER_ID_MAX_LENGTH
 from chatservice.errors import ServiceError
 from conversations.management.base import add_batch_size
+from conversations.models import Role
 from conversations.services import ERASE_BATCH_SIZE, ERASED_CONTENT, ERASED_USER_ID, Erasure, user_erase
 
 
@@ -25,6 +26,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--user", required=True, help="the user id to erase (the token's sub)")
+        parser.add_argument(
+            "--role",
+            required=True,
+            choices=[Role.USER, Role.ADMIN],
+            help="USER for a donor, ADMIN for staff: a person is an id and a role",
+        )
         parser.add_argument("--dry-run", action="store_true", help="only count what would be erased; change nothing")
         parser.add_argument(
             "--missing-ok",
@@ -37,6 +44,7 @@ class Command(BaseCommand):
         self,
         *args: Any,
         user: str,
+        role: str,
         dry_run: bool,
         missing_ok: bool,
         batch_size: int,
@@ -51,7 +59,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{step} {done}/{total}")
 
         try:
-            erasure = user_erase(user_id=user, dry_run=dry_run, batch_size=batch_size, on_progress=progress)
+            erasure = user_erase(user_id=user, role=role, dry_run=dry_run, batch_size=batch_size, on_progress=progress)
         except ServiceError as exc:
             raise CommandError(exc.detail) from exc
         if not erasure.found:
