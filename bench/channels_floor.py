@@ -22,7 +22,6 @@ settings would load the whole app, so the floor configures Django itself (no dat
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import json
 import os
@@ -65,6 +64,7 @@ from channels.consumer import get_handler_name  # noqa: E402 - needs the setting
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
+from relay import payload as relay_payload  # noqa: E402 - bench/, Daphne's cwd for this app
 
 # Unique across the two workers (the pid), like the service's ids; the client matches by clientMessageId.
 message_ids = itertools.count(1)
@@ -76,18 +76,7 @@ def dumps(frame: dict[str, Any]) -> str:
 
 
 def payload(conversation_id: str, frame: dict[str, Any]) -> dict[str, Any]:
-    """The fields of the service's message frames (and bench/relay.py's), so frames have similar sizes."""
-    return {
-        "messageId": f"{ID_PREFIX}{next(message_ids):018d}",
-        "conversationId": conversation_id,
-        "senderId": "anonymous",
-        "senderRole": "USER",
-        "content": frame.get("content", ""),
-        "messageType": "TEXT",
-        "metadata": {},
-        "clientMessageId": frame.get("clientMessageId"),
-        "createdAt": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-    }
+    return relay_payload(conversation_id, frame, f"{ID_PREFIX}{next(message_ids):018d}")
 
 
 class FloorConsumer(AsyncWebsocketConsumer):

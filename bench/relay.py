@@ -32,10 +32,11 @@ rooms: dict[str, set[ServerConnection]] = {}
 message_ids = itertools.count(1)
 
 
-def payload(room: str, frame: dict[str, Any]) -> dict[str, Any]:
-    """The fields of the service's message frames, so both servers send frames of similar size."""
+def payload(room: str, frame: dict[str, Any], message_id: str | None = None) -> dict[str, Any]:
+    """The fields of the service's message frames, so every server the benchmark drives sends frames of
+    similar size (bench/channels_floor.py uses it too)."""
     return {
-        "messageId": f"msg_{next(message_ids):026d}",
+        "messageId": message_id or f"msg_{next(message_ids):026d}",
         "conversationId": room,
         "senderId": "anonymous",
         "senderRole": "USER",

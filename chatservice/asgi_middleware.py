@@ -7,6 +7,8 @@ from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
+from chatservice.errors import error_body
+
 Scope = dict[str, Any]
 
 
@@ -59,7 +61,7 @@ class BodySizeLimitMiddleware:
 
     async def _refuse(self, send: ASGISendCallable) -> None:
         body = json.dumps(
-            {"detail": f"Request body is larger than {self.max_bytes} bytes.", "code": "request_too_large"}
+            error_body(f"Request body is larger than {self.max_bytes} bytes.", "request_too_large")
         ).encode()
         await send(
             {

@@ -112,20 +112,8 @@ def _http_security(environ: Mapping[str, str]) -> HttpSecurity:
         hsts_include_subdomains=_bool(environ, "SECURE_HSTS_INCLUDE_SUBDOMAINS", False),
         hsts_preload=_bool(environ, "SECURE_HSTS_PRELOAD", False),
         ssl_redirect=_bool(environ, "SECURE_SSL_REDIRECT", False),
-        login_failure_limit=_int(
-            environ,
-            "ADMIN_LOGIN_FAILURE_LIMIT",
-            LOGIN_FAILURE_LIMIT[0],
-            minimum=LOGIN_FAILURE_LIMIT[1],
-            maximum=LOGIN_FAILURE_LIMIT[2],
-        ),
-        login_cooloff_minutes=_int(
-            environ,
-            "ADMIN_LOGIN_COOLOFF_MINUTES",
-            LOGIN_COOLOFF_MINUTES[0],
-            minimum=LOGIN_COOLOFF_MINUTES[1],
-            maximum=LOGIN_COOLOFF_MINUTES[2],
-        ),
+        login_failure_limit=_ranged(environ, "ADMIN_LOGIN_FAILURE_LIMIT", LOGIN_FAILURE_LIMIT),
+        login_cooloff_minutes=_ranged(environ, "ADMIN_LOGIN_COOLOFF_MINUTES", LOGIN_COOLOFF_MINUTES),
     )
 
 
@@ -217,30 +205,31 @@ def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
-def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+def _number(
+    environ: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float, kind: type = int
+) -> Any:
+    """`name` as an int (or `kind`) within minimum..maximum; unset or empty: `default`."""
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if not minimum <= value <= maximum:
-        raise ConfigError(f"{name}={value} is out of range ({minimum}..{maximum})")
-    return value
-
-
-def _float(environ: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
     if not minimum <= value <= maximum:  # NaN fails this too
-        raise ConfigError(f"{name}={raw.strip()} is out of range ({minimum:g}..{maximum:g})")
+        shown = str if kind is int else "{:g}".format
+        raise ConfigError(f"{name}={raw.strip()} is out of range ({shown(minimum)}..{shown(maximum)})")
     return value
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    return _number(environ, name, default, minimum=minimum, maximum=maximum)
+
+
+def _ranged(environ: Mapping[str, str], name: str, spec: tuple[Any, Any, Any]) -> Any:
+    """A setting whose (default, minimum, maximum) is `spec`; its type is the default's."""
+    default, minimum, maximum = spec
+    return _number(environ, name, default, minimum=minimum, maximum=maximum, kind=type(default))
 
 
 def parse_origins(name: str, raw: str) -> tuple[str, ...]:
@@ -448,13 +437,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         jwt_algorithms=algorithms,
         jwt_issuer=_optional(env, "JWT_ISSUER"),
         jwt_audience=_optional(env, "JWT_AUDIENCE"),
-        jwt_max_token_bytes=_int(
-            env,
-            "JWT_MAX_TOKEN_BYTES",
-            JWT_MAX_TOKEN_BYTES[0],
-            minimum=JWT_MAX_TOKEN_BYTES[1],
-            maximum=JWT_MAX_TOKEN_BYTES[2],
-        ),
+        jwt_max_token_bytes=_ranged(env, "JWT_MAX_TOKEN_BYTES", JWT_MAX_TOKEN_BYTES),
         dev_private_key_path=dev_private_key_path,
         log_level=log_level,
         max_message_length=_int(env, "CHAT_MAX_MESSAGE_LENGTH", 10_000, minimum=1, maximum=100_000),
@@ -462,14 +445,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
             name: _int(env, f"CHAT_{name}", default, minimum=0 if name == "WS_DB_THREADS" else 1, maximum=256)
             for name, default in WS_TUNING.items()
         },
-        ws_limits={
-            name: _int(env, f"CHAT_{name}", default, minimum=low, maximum=high)
-            for name, (default, low, high) in WS_LIMITS.items()
-        },
-        ws_delays={
-            name: _float(env, f"CHAT_{name}", default, minimum=low, maximum=high)
-            for name, (default, low, high) in WS_DELAYS.items()
-        },
+        ws_limits={name: _ranged(env, f"CHAT_{name}", spec) for name, spec in WS_LIMITS.items()},
+        ws_delays={name: _ranged(env, f"CHAT_{name}", spec) for name, spec in WS_DELAYS.items()},
         staff_trusted_origins=parse_origins("CHAT_STAFF_TRUSTED_ORIGINS", env.get("CHAT_STAFF_TRUSTED_ORIGINS", "")),
         http_security=_http_security(env),
         tracing=_tracing(env),

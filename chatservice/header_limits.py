@@ -26,6 +26,7 @@ from typing import Any
 from twisted.web import http
 
 from chatservice.config import HTTP_MAX_HEADER_BYTES
+from chatservice.errors import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ MAX_LOGGED_TARGET = 2048
 
 def refusal_body() -> bytes:
     detail = f"Request line and headers are larger than {HTTP_MAX_HEADER_BYTES} bytes."
-    return json.dumps({"detail": detail, "code": CODE}).encode()
+    return json.dumps(error_body(detail, CODE)).encode()
 
 
 class HeaderLimitedHTTPChannel(http.HTTPChannel):

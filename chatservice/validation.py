@@ -17,11 +17,11 @@ from rest_framework import serializers
 METADATA_MAX_BYTES = 8 * 1024
 # Deeper metadata is not a descriptor but a payload, and deep nesting is how parsers are attacked.
 METADATA_MAX_DEPTH = 16
-# C0 controls except tab and newline, DEL, C1 controls (invisible, break terminals and log lines) and
-# lone UTF-16 surrogates, which JSON can carry but no database text column can store.
 # Numbers in metadata: JSON parsers in browsers are exact only up to 2^53, and MongoDB stores integers as
 # BSON int64. A larger number would be stored and then fail to encode (for Redis, for BSON) far from here.
 METADATA_MAX_NUMBER = 2**53
+# C0 controls except tab and newline, DEL, C1 controls (invisible, break terminals and log lines) and
+# lone UTF-16 surrogates, which JSON can carry but no database text column can store.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 # A character that is neither a control character nor whitespace (Python's str.isspace): text without one is
 # blank. Spelled out rather than `\S` because the OpenAPI schema publishes it as a `pattern`, and the
@@ -45,7 +45,10 @@ def clean_text(value: str) -> str:
     return CONTROL_CHARS.sub("", value.replace("\r\n", "\n"))
 
 
-def number_is_safe(value: float) -> bool:
+def number_is_safe(value: Any) -> bool:
+    """False for a JSON number beyond ±METADATA_MAX_NUMBER or not finite; True for anything else."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return True
     return math.isfinite(value) and -METADATA_MAX_NUMBER <= value <= METADATA_MAX_NUMBER
 
 
@@ -56,9 +59,7 @@ def json_is_safe(value: Any) -> bool:
         return all(json_is_safe(item) for item in value.values())
     if isinstance(value, list):
         return all(json_is_safe(item) for item in value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return number_is_safe(value)
-    return True
+    return number_is_safe(value)
 
 
 def _clean_json(value: Any, depth: int = 0) -> Any:
@@ -69,7 +70,7 @@ def _clean_json(value: Any, depth: int = 0) -> Any:
         )
     if isinstance(value, str):
         return clean_text(value)
-    if isinstance(value, int | float) and not isinstance(value, bool) and not number_is_safe(value):
+    if not number_is_safe(value):
         raise serializers.ValidationError(
             f"Numbers must be finite and between -2^53 and 2^53 (got {value!r:.40}).",
             code="metadata_number_out_of_range",

@@ -5,7 +5,6 @@ commands' writes (idle conversations closed and archived, a user's erasure) are 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, NotFound, PermissionDenied, ServiceError
 from conversations import selectors
 from conversations.models import Conversation, ConversationStatus, Participant, Role
+from conversations.renaming import NAMING_EVENTS, replace_whole_word
 from messaging import selectors as message_selectors
 from messaging.models import Message, MessageType
 from messaging.services import message_append
@@ -339,7 +339,8 @@ ERASE_BATCH_SIZE = 500
 # Ids that are not people: erasing them would rewrite the service's own records.
 RESERVED_USER_IDS = frozenset({ERASED_USER_ID, SYSTEM_ACTOR.user_id})
 # SYSTEM messages the services generate name users only as whole words ("u1 was assigned by agent1").
-SERVICE_EVENTS = frozenset({STATUS_CHANGED_EVENT, ASSIGNED_EVENT})
+# The same events renaming (and so linking and the namespace migration) rewrites.
+SERVICE_EVENTS = NAMING_EVENTS
 
 EraseProgressCallback = Callable[[str, int, int], None]  # (step, done, total)
 
@@ -369,22 +370,10 @@ def _is_service_notice(message: Message) -> bool:
     )
 
 
-def _replace_id(value: Any, user_id: str) -> Any:
-    """`value` with every string equal to `user_id` (and, in text, every whitespace-delimited
-    occurrence of it) replaced by the pseudonym; other text is left as it is."""
-    if isinstance(value, dict):
-        return {key: _replace_id(item, user_id) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replace_id(item, user_id) for item in value]
-    if isinstance(value, str):
-        return re.sub(rf"(?<!\S){re.escape(user_id)}(?!\S)", ERASED_USER_ID, value)
-    return value
-
-
 def _rename_in_notice(message: Message, user_id: str) -> None:
     """Generated text, not the user's words: keep what happened, drop who."""
-    message.content = _replace_id(message.content, user_id)
-    message.metadata = _replace_id(message.metadata, user_id)
+    message.content = replace_whole_word(message.content, user_id, ERASED_USER_ID)
+    message.metadata = replace_whole_word(message.metadata, user_id, ERASED_USER_ID)
 
 
 def _anonymize(message: Message, user_id: str, now: datetime) -> None:

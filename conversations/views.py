@@ -100,9 +100,7 @@ class ConversationViewSet(viewsets.GenericViewSet):
         request=ConversationCreateInput,
         responses={
             201: ConversationSerializer,
-            **error_responses(
-                ALWAYS_ERRORS, BODY_ERRORS, UNSAFE_ERRORS, METADATA_ERRORS, "not_a_string", "max_length"
-            ),
+            **error_responses(ALWAYS_ERRORS, BODY_ERRORS, UNSAFE_ERRORS, METADATA_ERRORS, "not_a_string", "max_length"),
         },
     )
     def create(self, request: Request) -> Response:

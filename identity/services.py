@@ -15,6 +15,7 @@ from chatservice.errors import Conflict, ServiceError
 from conversations.models import Conversation, Participant, Role
 from conversations.renaming import Renamed, rename_person
 from identity.models import StaffSubject
+from identity.selectors import CHAT_ID_ATTRIBUTE
 from messaging.models import Message
 
 
@@ -36,6 +37,7 @@ def staff_link(*, user: Any, subject: str) -> Renamed:
             raise Conflict(f"{subject} is already linked to another account.", code="subject_taken")
         link = StaffSubject.objects.filter(user_id=user.pk).first()
         old = link.subject if link is not None else f"{STAFF_ID_PREFIX}{user.get_username()}"
+        user.__dict__.pop(CHAT_ID_ATTRIBUTE, None)  # the account acts as the subject from now on
         if link is None:
             StaffSubject.objects.create(user=user, subject=subject)
         else:
@@ -52,5 +54,6 @@ def staff_link(*, user: Any, subject: str) -> Renamed:
 
 def staff_unlink(*, user: Any) -> bool:
     """The account acts as `staff:<username>` again; True if it was linked."""
+    user.__dict__.pop(CHAT_ID_ATTRIBUTE, None)
     with atomic():
         return bool(StaffSubject.objects.filter(user_id=user.pk).delete()[0])

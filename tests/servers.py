@@ -196,6 +196,15 @@ def redis_server() -> Iterator[Redis]:
         redis.stop()
 
 
+@contextmanager
+def one_worker(public_pem: str, database_path: Path, **extra: str) -> Iterator[Server]:
+    """One Daphne worker on its own migrated SQLite database (no Redis)."""
+    env = server_env(public_pem, f"sqlite:///{database_path}", **extra)
+    migrate(env)
+    with daphne(env) as server:
+        yield server
+
+
 @dataclass
 class Cluster:
     redis: Redis

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chatservice.access_log import redact_query_secrets, redacted_details
 from chatservice.devkeys import generate_rsa_keypair
-from tests.servers import create_conversation, daphne, migrate, mint, server_env
+from tests.servers import create_conversation, mint, one_worker
 
 FRAME_TIMEOUT_S = 10
 
@@ -53,9 +53,7 @@ def keys() -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def server(keys, tmp_path_factory):
-    env = server_env(keys[1].decode(), f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.sqlite3'}")
-    migrate(env)
-    with daphne(env) as running:
+    with one_worker(keys[1].decode(), tmp_path_factory.mktemp("db") / "chat.sqlite3") as running:
         yield running
 
 

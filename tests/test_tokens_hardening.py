@@ -24,7 +24,7 @@ from chatservice.config import HTTP_MAX_HEADER_BYTES, JWT_MAX_TOKEN_BYTES, Confi
 from chatservice.devkeys import generate_rsa_keypair
 from conversations import services as conversation_services
 from tests.helpers import USER
-from tests.servers import create_conversation, daphne, migrate, server_env
+from tests.servers import create_conversation, daphne, migrate, one_worker, server_env
 
 LIST = "/api/conversations"
 DEFAULT_MAX = JWT_MAX_TOKEN_BYTES[0]
@@ -225,9 +225,7 @@ def server_keys() -> tuple[bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def server(server_keys, tmp_path_factory):
-    env = server_env(server_keys[1].decode(), f"sqlite:///{tmp_path_factory.mktemp('db') / 'chat.sqlite3'}")
-    migrate(env)
-    with daphne(env) as running:
+    with one_worker(server_keys[1].decode(), tmp_path_factory.mktemp("db") / "chat.sqlite3") as running:
         yield running
 
 
