@@ -103,6 +103,9 @@ def test_staff_work_a_conversation_live(chat_server, staff_account, new_page):
     open_conversation(page, chat_server, conversation)
     messages = page.locator("[data-console-messages] .console-content")
     expect(messages).to_have_text(["I was charged twice"])
+    # The donor's watermark covers their own message (sending reads everything before), but "Read by" is
+    # never shown under the reader's own words: it tells nobody anything.
+    expect(page.locator("[data-console-receipts]")).to_have_text([""])
 
     with donor_socket(chat_server, conversation) as donor:
         # The donor types: the page shows it; then their message arrives live, as text.

@@ -88,10 +88,25 @@
     return true;
   }
 
+  // Where a reader's "Read by" shows: the latest message up to the one they read that someone else wrote
+  // (their own messages count as read when sent, but telling them so under their own words says nothing).
+  function receiptPlace(userId, messageId) {
+    var items = Array.prototype.slice.call(list.children);
+    for (var i = items.length - 1; i >= 0; i -= 1) {
+      if (items[i].dataset.messageId !== messageId) continue;
+      for (var j = i; j >= 0; j -= 1) {
+        if (items[j].dataset.senderId !== userId) return items[j].dataset.messageId;
+      }
+      return null;
+    }
+    return messageId;
+  }
+
   function renderReceipts() {
     var byMessage = {};
     Object.keys(receipts).forEach(function (userId) {
-      (byMessage[receipts[userId]] = byMessage[receipts[userId]] || []).push(userId);
+      var place = receiptPlace(userId, receipts[userId]);
+      if (place) (byMessage[place] = byMessage[place] || []).push(userId);
     });
     Array.prototype.forEach.call(list.children, function (item) {
       var readers = byMessage[item.dataset.messageId];
