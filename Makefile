@@ -38,7 +38,7 @@ bench: install
 	$(PY) bench/rest_bench.py
 
 bench-ws: install
-	$(PY) bench/ws_bench.py
+	$(PY) bench/ws_bench.py $(BENCH_ARGS)
 
 token: install
 	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}
