@@ -12,7 +12,7 @@ PORT ?= 3006
 # socket lives (realtime.presence), and clients resume after any reconnect anyway.
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
-.PHONY: install run test lint bench bench-ws token
+.PHONY: install run test lint bench bench-inbox bench-ws token
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ lint: install
 
 bench: install
 	$(PY) bench/rest_bench.py
+
+bench-inbox: install
+	$(PY) bench/inbox_bench.py
 
 bench-ws: install
 	$(PY) bench/ws_bench.py $(BENCH_ARGS)

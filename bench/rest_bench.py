@@ -12,6 +12,10 @@ two read paths a chat client hits most:
 * ``list-1000``: ``GET /api/conversations`` for a donor who takes part in 1,000 conversations.
 * ``list-1000-admin-filter``: ``GET /api/conversations?status=ACTIVE&assigned=none`` for staff, over every
   conversation in the database (~21,000).
+* ``inbox-staff`` / ``inbox-mine`` / ``inbox-label``: the agent workspace's list (issue 12): staff's
+  default list of every conversation (~21,000; snoozed ones hidden), the API's default page of 20 with
+  participants, triage fields and each conversation's last-message preview; ``assigned=me``; a label
+  filter; and ``inbox-staff-50``, the workspace's page of 50.
 
 Why the references exist
 ------------------------
@@ -64,6 +68,7 @@ NOISE_CONVERSATIONS = 20_000  # other users' conversations, so list queries must
 SMALL_MESSAGES = 50  # reference conversation: exactly one page, the cheapest possible history read
 PAGE_LIMIT = 50  # the page size the web client asks for
 LIST_DEFAULT_LIMIT = 20  # ConversationPagination.default_limit: what a list page holds without ?limit=
+INBOX_LIMIT = 50  # the workspace's page (desk/static/desk/workspace.js LIST_LIMIT)
 ADMIN_SHARE = 2  # every 2nd conversation of the heavy donor has a staff participant ("half of them")
 AGENTS = ("agent-1", "agent-2", "agent-3", "agent-4", "agent-5")  # staff spread over the assigned ones
 BATCH_SIZE = 5_000  # objects per bulk_create call: bounded memory, Django splits to SQLite's param limit
@@ -103,6 +108,7 @@ class Dataset:
     small_id: str
     many_total: int
     admin_filter_total: int
+    labelled: int
     seconds: float
 
 
@@ -207,7 +213,7 @@ def seed(*, messages: int, conversations: int) -> Dataset:
     from django.utils import timezone
 
     django.setup()
-    from conversations.models import Conversation, ConversationStatus, Participant, Role
+    from conversations.models import Conversation, ConversationLabel, ConversationStatus, Participant, Role
     from messaging.models import Message
 
     started = time.perf_counter()
@@ -238,7 +244,7 @@ def seed(*, messages: int, conversations: int) -> Dataset:
         bulk(Message, one_messages)
 
     with transaction.atomic():
-        convs, parts, msgs = [], [], []
+        convs, parts, msgs, labels = [], [], [], []
         for i in range(conversations):
             updated = now - HISTORY_SPAN * rng.random()
             count = rng.randint(0, 4)
@@ -276,8 +282,12 @@ def seed(*, messages: int, conversations: int) -> Dataset:
                         joined_at=conv.created_at,
                         last_read_seq=count,
                         last_read_at=updated if count else None,
+                        assigned=True,  # counted in admin_count (desk.assignment)
                     )
                 )
+                if i % 5 == 0:
+                    labels.append(ConversationLabel(conversation=conv, label="refund"))
+                    conv.labels = ["refund"]
             elif status == ConversationStatus.ACTIVE:
                 active_without_admin += 1
             for seq in range(1, count + 1):
@@ -297,6 +307,8 @@ def seed(*, messages: int, conversations: int) -> Dataset:
         bulk(Conversation, convs)
         bulk(Participant, parts)
         bulk(Message, msgs)
+        bulk(ConversationLabel, labels)
+        labelled = len(labels)
 
     with transaction.atomic():
         convs, parts = [], []
@@ -320,6 +332,7 @@ def seed(*, messages: int, conversations: int) -> Dataset:
         small_id=small.id,
         many_total=conversations,
         admin_filter_total=active_without_admin,
+        labelled=labelled,
         seconds=time.perf_counter() - started,
     )
 
@@ -389,6 +402,41 @@ def scenarios(data: Dataset, private_pem: bytes) -> list[Scenario]:
             mint(private_pem, "agent-1", "ADMIN"),
             min(LIST_DEFAULT_LIMIT, data.admin_filter_total),
             data.admin_filter_total,
+        ),
+        Scenario(
+            "e",
+            "inbox-staff",
+            "/api/conversations",
+            {},
+            mint(private_pem, "agent-1", "ADMIN"),
+            LIST_DEFAULT_LIMIT,
+            data.many_total + NOISE_CONVERSATIONS + 3,
+        ),
+        Scenario(
+            "f",
+            "inbox-mine",
+            "/api/conversations",
+            {"assigned": "me"},
+            mint(private_pem, "agent-1", "ADMIN"),
+            LIST_DEFAULT_LIMIT,
+        ),
+        Scenario(
+            "g",
+            "inbox-label",
+            "/api/conversations",
+            {"label": "refund"},
+            mint(private_pem, "agent-2", "ADMIN"),
+            min(LIST_DEFAULT_LIMIT, data.labelled),
+            data.labelled,
+        ),
+        Scenario(
+            "h",
+            "inbox-staff-50",
+            "/api/conversations",
+            {"limit": str(INBOX_LIMIT)},
+            mint(private_pem, "agent-1", "ADMIN"),
+            INBOX_LIMIT,
+            data.many_total + NOISE_CONVERSATIONS + 3,
         ),
         Scenario("r1", "history-small", small, limit, mint(private_pem, "donor-small", "USER"), SMALL_MESSAGES),
         Scenario(
@@ -476,7 +524,7 @@ def report(plan: list[Scenario], data: Dataset, args: argparse.Namespace, startu
         f"Target p99 ≤ {TARGET_P99_MS:.0f} ms:",
         "",
     ]
-    for key in ("a", "b", "c"):
+    for key in ("a", "b", "c", "e", "f", "g"):
         p99 = percentile(by_key[key].timings_ms, 99)
         verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
         lines.append(f"- {key}. {by_key[key].label}: {verdict} (p99 {p99:.2f} ms)")

@@ -61,6 +61,12 @@ WS_DELAYS = {
     "WS_PRESENCE_GRACE_S": (5.0, 0.0, 300.0),
     "WS_SLOW_CLOSE_GRACE_S": (10.0, 1.0, 300.0),
 }
+# The support desk. Auto-assignment strategies (desk.assignment): fewest open conversations first
+# ("balanced", ties round-robin), strict rotation ("round_robin"), or none ("off").
+AUTO_ASSIGN_MODES = frozenset({"balanced", "round_robin", "off"})
+# An ONLINE agent with no staff socket open for this long becomes AWAY, as (default, minimum, maximum)
+# seconds: a closed laptop must not keep receiving conversations.
+AGENT_AWAY_AFTER_S = (300.0, 5.0, 24 * 3600.0)
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Request line plus headers Daphne reads before answering 431 (chatservice.header_limits): Twisted's own
 # limit, kept; an oversized request costs the worker no more than this before it is refused.
@@ -156,6 +162,8 @@ class Config:
     metrics_token: str | None = field(repr=False)
     # Bearer tokens longer than this are refused (token_invalid) before they are decoded.
     jwt_max_token_bytes: int = JWT_MAX_TOKEN_BYTES[0]
+    auto_assign: str = "balanced"
+    agent_away_after_s: float = AGENT_AWAY_AFTER_S[0]
 
 
 def _http_url(name: str, raw: str) -> str:
@@ -400,6 +408,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
     channel_layer = env.get("CHAT_CHANNEL_LAYER", "pubsub").strip().lower()
+    auto_assign = env.get("CHAT_AUTO_ASSIGN", "balanced").strip().lower() or "balanced"
+    if auto_assign not in AUTO_ASSIGN_MODES:
+        raise ConfigError(f"CHAT_AUTO_ASSIGN={auto_assign!r} is not one of {', '.join(sorted(AUTO_ASSIGN_MODES))}")
     if channel_layer not in CHANNEL_LAYERS:
         raise ConfigError(f"CHAT_CHANNEL_LAYER={channel_layer!r} is not one of {', '.join(sorted(CHANNEL_LAYERS))}")
 
@@ -448,6 +459,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         ws_limits={name: _ranged(env, f"CHAT_{name}", spec) for name, spec in WS_LIMITS.items()},
         ws_delays={name: _ranged(env, f"CHAT_{name}", spec) for name, spec in WS_DELAYS.items()},
         staff_trusted_origins=parse_origins("CHAT_STAFF_TRUSTED_ORIGINS", env.get("CHAT_STAFF_TRUSTED_ORIGINS", "")),
+        auto_assign=auto_assign,
+        agent_away_after_s=_ranged(env, "CHAT_AGENT_AWAY_AFTER_S", AGENT_AWAY_AFTER_S),
         http_security=_http_security(env),
         tracing=_tracing(env),
         metrics_token=_metrics_token(env),

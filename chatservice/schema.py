@@ -163,6 +163,16 @@ ERROR_CODES: dict[str, ErrorCode] = {
         431, "The request line and headers are over 16 KiB (answered by the HTTP layer, before the API)."
     ),
     "server_error": ErrorCode(500, "A failure of the service; the details are in its log only."),
+    # The support desk (issue 12).
+    "not_a_list": ErrorCode(400, "`labels` is not a JSON array."),
+    "not_staff": ErrorCode(404, "`adminId` of a transfer names no staff member the desk knows."),
+    "transfer_to_self": ErrorCode(409, "A transfer to the caller: use assign."),
+    "staff_only_field": ErrorCode(403, "A donor sent `labels`, `priority` or `snoozedUntil`: staff only."),
+    "note_forbidden": ErrorCode(403, "A donor sent `messageType: NOTE`: internal notes are staff only."),
+    "admin_only": ErrorCode(403, "Staff only."),
+    "not_assigned": ErrorCode(409, "Unassign names a staff member who is not assigned to the conversation."),
+    "short_code_taken": ErrorCode(409, "The caller already has a canned response with this `shortCode`."),
+    "assignment_race": ErrorCode(409, "The assignment changed meanwhile; try again."),
 }
 
 # What every operation can answer: each needs credentials and answers JSON (or the browsable API), and Django
@@ -320,7 +330,7 @@ class MetadataFieldScheme(OpenApiSerializerFieldExtension):
 
 # The message types of the two shapes of a new message; named in SPECTACULAR_SETTINGS' ENUM_NAME_OVERRIDES
 # (two choice sets of one property of one component would otherwise get the same enum name).
-TEXT_MESSAGE_TYPES = [MessageType.TEXT.value, MessageType.SYSTEM.value]
+TEXT_MESSAGE_TYPES = [MessageType.TEXT.value, MessageType.SYSTEM.value, MessageType.NOTE.value]
 FILE_MESSAGE_TYPES = [MessageType.FILE.value]
 
 
@@ -333,7 +343,7 @@ class MessageInputScheme(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict:
         base = auto_schema._map_basic_serializer(self.target, direction)
         text = copy.deepcopy(base)
-        text["description"] = "A TEXT message (the default), or a SYSTEM one (staff only)."
+        text["description"] = "A TEXT message (the default), a SYSTEM one or an internal NOTE (both staff only)."
         text["properties"]["messageType"] = {
             "type": "string",
             "enum": TEXT_MESSAGE_TYPES,
@@ -372,3 +382,9 @@ class ConversationUpdateInputScheme(OpenApiSerializerExtension):
         schema["minProperties"] = 1
         schema["anyOf"] = [{"required": [name]} for name in schema["properties"]]
         return schema
+
+
+class AgentUpdateInputScheme(ConversationUpdateInputScheme):
+    """PUT /api/agents/me names at least one of availability, capacity, displayName."""
+
+    target_class = "desk.serializers.AgentUpdateInput"

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "messaging",
     "realtime",
     "identity",
+    "desk",
     "corsheaders",
     "axes",
 ]
@@ -232,6 +233,8 @@ CHAT = {
     **CONFIG.ws_limits,
     **CONFIG.ws_delays,
     "STAFF_TRUSTED_ORIGINS": CONFIG.staff_trusted_origins,
+    "AUTO_ASSIGN": CONFIG.auto_assign,
+    "AGENT_AWAY_AFTER_S": CONFIG.agent_away_after_s,
 }
 
 REST_FRAMEWORK = {

@@ -7,12 +7,16 @@ from chatservice.ids import ID_PATTERN
 from chatservice.views import health, live, metrics
 from chatservice.webclient import donor_chat
 from conversations.views import ConversationViewSet
+from desk.views import AgentViewSet, CannedResponseViewSet
+from desk.workspace import workspace
 from messaging.views import MessageViewSet
 
 router = SimpleRouter()
 # The seed's paths have no trailing slash; one is tolerated (clients built on DRF conventions add it).
 router.trailing_slash = "/?"
 router.register("conversations", ConversationViewSet, basename="conversation")
+router.register("agents", AgentViewSet, basename="agent")
+router.register("canned-responses", CannedResponseViewSet, basename="canned-response")
 
 messages = MessageViewSet.as_view({"get": "list", "post": "create"})
 
@@ -27,6 +31,7 @@ urlpatterns = [
         rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/?$", messages, name="conversation-messages"
     ),
     path("api/", include(router.urls)),
+    path("admin/desk/", workspace, name="desk-workspace"),
     path("admin/", admin.site.urls),
     path("chat/", donor_chat, name="donor-chat"),
 ]

@@ -1,9 +1,7 @@
-"""Django admin for support staff: the support console. The conversation list is an inbox (latest
-message, unread count for the viewing staff member), its actions and the live conversation page go
-through the services or the WebSocket, so anything done here is recorded (SYSTEM message) and broadcast
-exactly as it would be through the API.
-
-A staff member's chat user id is their username."""
+"""Django admin for support staff. Agents work in the workspace (desk.workspace, `/admin/desk/`); this
+is the table of every conversation for bulk actions (assign, close, archive, reopen), each through the
+services, so anything done here is recorded (SYSTEM message) and broadcast exactly as through the API.
+Opening a conversation opens it in the workspace."""
 
 from __future__ import annotations
 
@@ -12,26 +10,32 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.text import Truncator
-from rest_framework import serializers
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 
 from chatservice.authentication import principal_for_staff
 from chatservice.errors import ServiceError
-from chatservice.validation import clean_text, validate_metadata
 from conversations import selectors, services
-from conversations.models import Conversation, ConversationStatus, Participant, Role
+from conversations.models import Conversation, ConversationStatus, Role
 from identity.selectors import staff_chat_id
-from messaging.models import Message
+from messaging.models import Message, MessageType
 
-# The conversation page opens with this many latest messages (then live); the full history is in the
-# Message list.
-RECENT_MESSAGES_SHOWN = 50
+# The admin's left-hand app list takes 300 px of every page; the conversation table and the workspace
+# need the width more (the table then fits 1280 px), and the header links to both.
+admin.site.enable_nav_sidebar = False
+# The activity column's format: one short line ("1 Dec, 20:19").
+ACTIVITY_FORMAT = "j M, H:i"
 # Characters of the latest message shown in the inbox.
 PREVIEW_LENGTH = 80
 
@@ -71,68 +75,28 @@ class InboxActionForm(helpers.ActionForm):
 
 
 class InboxChangeList(ChangeList):
-    """After the page of conversations is read, one more query fetches the latest message of every
-    conversation on it, and the viewer's unread counts come from the prefetched participants: the
-    query count of the page does not depend on its length."""
+    """After the page of conversations is read, one more query fetches the latest message worth a
+    preview (not a SYSTEM notice) of every conversation on it, and the viewer's unread counts come from
+    the prefetched participants: the query count of the page does not depend on its length."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         page = list(self.result_list)
-        latest = selectors.latest_messages_of(page)
+        latest = selectors.latest_previewable_of(page, role=Role.ADMIN)
         viewer = principal_for_staff(request.user)
         for conversation in page:
             conversation.console_latest = latest.get(conversation.pk)
             conversation.console_unread = selectors.unread_for(conversation, viewer)
 
 
-class ConversationForm(forms.ModelForm):
-    """The same rules as the API for what staff may edit here."""
-
-    class Meta:
-        model = Conversation
-        fields = ["subject", "metadata"]
-
-    def clean_subject(self) -> str | None:
-        return clean_text(self.cleaned_data.get("subject") or "").strip() or None
-
-    def clean_metadata(self) -> dict:
-        try:
-            return validate_metadata(self.cleaned_data.get("metadata"))
-        except serializers.ValidationError as exc:
-            raise forms.ValidationError(exc.detail[0]) from None
-
-
-class ParticipantInline(admin.TabularInline):
-    model = Participant
-    extra = 0
-    fields = ["user_id", "role", "joined_at", "last_read_at"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
-        return False  # participants join through the API or the assign action, never by hand
-
-
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = [
-        "title",
-        "status",
-        "donor",
-        "assigned_admins",
-        "unread",
-        "last_message",
-        "last_message_at",
-        "updated_at",
-    ]
+    # Six columns: the table fits 1280 px (the activity time says when; "Waiting" what is unanswered).
+    list_display = ["title", "status", "assigned_admins", "unread", "last_message", "activity"]
     list_display_links = ["title"]
     list_filter = ["status", AssignedFilter]
     search_fields = ["=id", "subject", "=created_by", "=participants__user_id"]
     ordering = ["-updated_at", "-id"]  # newest activity first (conv_updated_idx)
-    readonly_fields = ["id", "created_by", "status", "created_at", "updated_at", "last_message_at"]
-    fields = ["id", "subject", "status", "created_by", "metadata", "created_at", "updated_at", "last_message_at"]
-    form = ConversationForm
-    inlines = [ParticipantInline]
     action_form = InboxActionForm
     actions = ["assign_to_me", "assign_to_staff", "close", "archive", "reopen"]
     list_per_page = 50
@@ -148,74 +112,54 @@ class ConversationAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The page carries the latest messages (rendered escaped, so it reads without JavaScript) and
-        what console.js needs to go live: the socket path (the admin session authenticates it, same
-        origin) and every participant's read watermark for the receipts."""
-        conversation = selectors.conversation_with_participants(object_id)
-        if conversation is not None:
-            thread = selectors.thread_latest(conversation.pk, RECENT_MESSAGES_SHOWN)
-            extra_context = {
-                **(extra_context or {}),
-                "console": {
-                    "conversation_id": conversation.pk,
-                    "status": conversation.status,
-                    "thread": thread,
-                    "older": bool(thread) and thread[0].seq > 1,
-                    "history_url": reverse("admin:messaging_message_changelist")
-                    + f"?conversation__id__exact={conversation.pk}",
-                    "config": {
-                        "conversationId": conversation.pk,
-                        "userId": principal_for_staff(request.user).user_id,
-                        "wsPath": f"/ws/conversations/{conversation.pk}",
-                        "lastMessageId": thread[-1].pk if thread else None,
-                        "readSeqs": {p.user_id: p.last_read_seq for p in conversation.participants.all()},
-                    },
-                },
-            }
-        return super().change_view(request, object_id, form_url, extra_context)
+        """A conversation is worked in the workspace: its page is the workspace with it open."""
+        # The admin escapes keys in its URLs ("_" is "_5F"): the id itself goes to the workspace.
+        return redirect(f"{reverse('desk-workspace')}?{urlencode({'c': unquote(object_id)})}")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # conversations are opened by donors
-
-    def save_model(self, request: HttpRequest, obj: Conversation, form, change: bool) -> None:
-        # Edits go through the service like API updates do (activity time, one code path).
-        changed = {name: form.cleaned_data[name] for name in form.changed_data if name in {"subject", "metadata"}}
-        if changed:
-            services.conversation_update(conversation=obj, actor=principal_for_staff(request.user), **changed)
 
     def has_delete_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
         return False  # close or archive instead; history is kept
 
     @admin.display(description="Conversation", ordering="subject")
     def title(self, obj: Conversation) -> str:
-        return obj.subject or obj.pk
-
-    @admin.display(description="Donor", ordering="created_by")
-    def donor(self, obj: Conversation) -> str:
-        return obj.created_by
+        return f"{obj.subject or obj.pk} · {obj.created_by}"
 
     @admin.display(description="Assigned")
     def assigned_admins(self, obj: Conversation) -> str:
-        return ", ".join(p.user_id for p in obj.participants.all() if p.role == Role.ADMIN) or "—"
+        names = [p.display_name or p.user_id for p in obj.participants.all() if p.role == Role.ADMIN and p.assigned]
+        return ", ".join(names) or "—"
 
-    @admin.display(description="Unread")
+    @admin.display(description="Unread / waiting")
     def unread(self, obj: Conversation) -> str:
-        """For the viewing staff member: their watermark against last_seq. "—" when they do not take
-        part (no watermark, as the API's null unreadCount); opening the conversation makes them a
-        participant with everything read."""
+        """For the viewing staff member: their unread count when they take part; otherwise (and for
+        triage) how long the donor has waited for an answer, so an unassigned conversation with an
+        unanswered message never shows as nothing to do."""
         count = getattr(obj, "console_unread", None)
-        if count is None:
-            return "—"
-        return format_html("<strong>{}</strong>", count) if count else "0"
+        waiting = (
+            f"waiting {timesince(obj.waiting_since, depth=1)}"
+            if obj.waiting_since and obj.status == ConversationStatus.ACTIVE
+            else ""
+        )
+        if count:
+            return format_html("<strong>{}</strong> {}", count, waiting)
+        return waiting or ("0" if count == 0 else "—")
 
     @admin.display(description="Last message")
     def last_message(self, obj: Conversation) -> str:
-        # A plain str: the admin escapes it, so whatever a donor wrote is shown as text.
+        # A plain str: the admin escapes it, so whatever a donor wrote is shown as text. SYSTEM notices
+        # are not previews: the latest message people wrote is.
         message: Message | None = getattr(obj, "console_latest", None)
         if message is None:
             return "—"
         text = " ".join(message.content.split())  # one line in the list
-        return f"{message.sender_id}: {Truncator(text).chars(PREVIEW_LENGTH)}"
+        note = "(note) " if message.message_type == MessageType.NOTE else ""
+        return f"{message.sender_name or message.sender_id}: {note}{Truncator(text).chars(PREVIEW_LENGTH)}"
+
+    @admin.display(description="Last activity", ordering="updated_at")
+    def activity(self, obj: Conversation) -> str:
+        return date_format(localtime(obj.updated_at), ACTIVITY_FORMAT)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Conversation], change, done: str) -> None:
         actor = principal_for_staff(request.user)

@@ -29,6 +29,21 @@ class ConversationStatus(models.TextChoices):
     ARCHIVED = "ARCHIVED"
 
 
+class Priority(models.TextChoices):
+    LOW = "LOW"
+    NORMAL = "NORMAL"
+    HIGH = "HIGH"
+    URGENT = "URGENT"
+
+
+# Sort rank of each priority (URGENT first in the workspace's list); stored so the list sorts in the index.
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+LABEL_MAX_LENGTH = 40
+# Labels per conversation: triage tags, not a free-text field.
+MAX_LABELS = 20
+DISPLAY_NAME_MAX_LENGTH = 80
+
+
 def new_conversation_id() -> str:
     return new_id(CONVERSATION_PREFIX)
 
@@ -50,12 +65,28 @@ class Conversation(models.Model):
     # always see a gap-free prefix, which is what makes message cursors safe while messages arrive.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     last_message_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Number of ADMIN participants, kept by Participant.objects.ensure(); 0 means the conversation waits
-    # in the unassigned queue. Stored so the queue is an index range, not an anti-join over participants.
+    # Number of *assigned* staff (Participant.assigned), kept by the assignment services; 0 means the
+    # conversation waits in the unassigned queue. Stored so the queue is an index range, not an anti-join.
     admin_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # "Last activity": bumped by every message and every change, so inboxes sort by it.
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Triage, staff only. `labels` is the conversation's list as shown; ConversationLabel rows index it.
+    labels = models.JSONField(default=list, blank=True)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    # Clocks. first_response_at: the first staff reply (TEXT or FILE) after creation. waiting_since: the
+    # donor's oldest message no staff reply has answered yet (null: nobody is waiting).
+    first_response_at = models.DateTimeField(null=True, blank=True, editable=False)
+    waiting_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # When it was last closed (resolution time = closed_at - created_at); cleared by a reopen.
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The seq of its latest internal note (0: none). A donor's unread count subtracts notes, and needs
+    # no count query at all when this is at or below their watermark (almost always).
+    last_note_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # The staff member it was last assigned to: a donor reopening it goes back to them if they are
+    # ONLINE with capacity (desk.assignment), else to the queue.
+    last_agent_id = models.CharField(max_length=USER_ID_MAX_LENGTH, null=True, blank=True, editable=False)  # noqa: DJ001
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -63,6 +94,12 @@ class Conversation(models.Model):
             models.Index(fields=["status", "-updated_at"], name="conv_status_updated_idx"),
             models.Index(fields=["status", "admin_count", "-updated_at"], name="conv_queue_idx"),
             models.Index(fields=["-updated_at"], name="conv_updated_idx"),
+            # The auto-assignment queue: ACTIVE, nobody assigned, oldest first.
+            models.Index(fields=["status", "admin_count", "created_at"], name="conv_queue_age_idx"),
+            # Staff lists hide snoozed conversations: with the snooze in the index, counting the queue's
+            # total reads the index alone, never the rows. (Not an index on the snooze alone: SQLite
+            # then chose it for the whole list and sorted every row instead of reading in order.)
+            models.Index(fields=["status", "admin_count", "snoozed_until"], name="conv_queue_snoozed_idx"),
         ]
 
     def __str__(self) -> str:
@@ -74,16 +111,16 @@ class Conversation(models.Model):
 
 
 class ParticipantQuerySet(models.QuerySet["Participant"]):
-    def ensure(self, *, conversation_id: str, user_id: str, role: str) -> tuple[Participant, bool]:
+    def ensure(
+        self, *, conversation_id: str, user_id: str, role: str, display_name: str = ""
+    ) -> tuple[Participant, bool]:
         """Return (participant, created). Safe under concurrency: the unique (conversation, user) index
-        decides, and the loser reads the winner's row. Call inside a transaction (admin_count). The row
-        returned may hold another role for the same id: callers check (one row per id and conversation)."""
-        participant, created = self.get_or_create(
-            conversation_id=conversation_id, user_id=user_id, defaults={"role": role}
+        decides, and the loser reads the winner's row. The row returned may hold another role for the
+        same id: callers check (one row per id and conversation). Taking part is not being assigned
+        (desk.assignment does that)."""
+        return self.get_or_create(
+            conversation_id=conversation_id, user_id=user_id, defaults={"role": role, "display_name": display_name}
         )
-        if created and role == Role.ADMIN:
-            Conversation.objects.filter(pk=conversation_id).update(admin_count=models.F("admin_count") + 1)
-        return participant, created
 
     def advance_watermarks(self, marks: dict[tuple[str, str, str], tuple[int, Any]]) -> None:
         """advance_watermark for many (conversation, user) pairs, as one prepared UPDATE executed for
@@ -143,6 +180,11 @@ class Participant(models.Model):
     # and last_read_at is when the watermark last moved. A message's readBy is derived from these.
     last_read_at = models.DateTimeField(null=True, blank=True)
     last_read_seq = models.PositiveBigIntegerField(default=0)
+    # Staff only: whether this staff member is assigned (counted in admin_count and against their
+    # capacity). Staff who only opened or wrote in the conversation take part without being assigned.
+    assigned = models.BooleanField(default=False)
+    # How the others see this person (staff: their profile's display name, never the username).
+    display_name = models.CharField(max_length=DISPLAY_NAME_MAX_LENGTH, blank=True, default="")
 
     objects = ParticipantQuerySet.as_manager()
 
@@ -156,3 +198,21 @@ class Participant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} ({self.role})"
+
+
+class ConversationLabel(models.Model):
+    """One label of one conversation: what `?label=` filters on (a JSON list cannot be indexed the same
+    way on SQLite, PostgreSQL and MongoDB). Written with Conversation.labels, in one transaction."""
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, db_column="_id", default=new_participant_id, editable=False
+    )
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="label_rows")
+    label = models.CharField(max_length=LABEL_MAX_LENGTH)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "label"], name="conversation_label_uniq")]
+        indexes = [models.Index(fields=["label", "conversation"], name="label_conversation_idx")]
+
+    def __str__(self) -> str:
+        return self.label

@@ -25,7 +25,7 @@ from django.db.models import F
 # The events of SYSTEM notices that name people as whole words (conversations.services).
 # STATUS_CHANGED_EVENT and ASSIGNED_EVENT of conversations.services, spelled out here because a migration
 # imports this module and must not change with the services.
-NAMING_EVENTS = frozenset({"status_changed", "assigned"})
+NAMING_EVENTS = frozenset({"status_changed", "assigned", "unassigned"})
 # Rows per query while scanning notices: bounded memory on a large conversation.
 SCAN_BATCH = 500
 

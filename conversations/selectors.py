@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,8 +13,8 @@ from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.errors import NotFound
-from conversations.models import Conversation, ConversationStatus, Participant
-from messaging.models import Message
+from conversations.models import Conversation, ConversationStatus, Participant, Role
+from messaging.models import Message, MessageType
 
 
 def _with_participants(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
@@ -21,17 +22,43 @@ def _with_participants(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
 
 
 def conversation_list(
-    *, viewer: Principal, status: str | None = None, assigned: str | None = None
+    *,
+    viewer: Principal,
+    status: str | None = None,
+    assigned: str | None = None,
+    label: str | None = None,
+    priority: str | None = None,
+    snoozed: bool | None = None,
+    q: str | None = None,
+    now: datetime | None = None,
 ) -> QuerySet[Conversation]:
     """Donors see the conversations they take part in; staff see all, optionally only those assigned to
-    them (`assigned="me"`) or to nobody (`assigned="none"`). Newest activity first."""
+    them (`assigned="me"`) or to nobody (`assigned="none"`), by label, priority and snooze. Staff do not
+    see snoozed conversations unless they ask (`snoozed=True`: only those; False, the staff default:
+    none of them). Newest activity first."""
     qs = Conversation.objects.all()
-    if not viewer.is_admin or assigned == "me":
+    if not viewer.is_admin:
         qs = qs.filter(participants__user_id=viewer.user_id, participants__role=viewer.role)
+        return _with_participants(qs.filter(status=status) if status else qs).order_by("-updated_at", "-id")
+    if assigned == "me":
+        qs = qs.filter(
+            participants__user_id=viewer.user_id, participants__role=viewer.role, participants__assigned=True
+        )
     elif assigned == "none":
         qs = qs.filter(admin_count=0)
     if status:
         qs = qs.filter(status=status)
+    if label:
+        qs = qs.filter(label_rows__label=label)
+    if priority:
+        qs = qs.filter(priority=priority)
+    if q:
+        qs = qs.filter(Q(pk=q) | Q(created_by=q) | Q(subject__icontains=q))
+    now = now or timezone.now()
+    if snoozed is True:
+        qs = qs.filter(snoozed_until__gt=now)
+    elif snoozed is False or snoozed is None:
+        qs = qs.filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
     return _with_participants(qs.order_by("-updated_at", "-id"))
 
 
@@ -91,9 +118,26 @@ def last_seqs(conversation_ids: list[str]) -> dict[str, int]:
     return dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("id", "last_seq"))
 
 
-def unread_count(last_seq: int, participant: Participant) -> int:
-    """Messages after the participant's read watermark: the one unread formula."""
-    return max(last_seq - participant.last_read_seq, 0)
+def unread_count(last_seq: int, participant: Participant, *, last_note_seq: int = 0, conversation_id: str = "") -> int:
+    """Messages after the participant's read watermark that they can see: the one unread formula. A
+    donor does not see internal notes, so notes after their watermark do not count; that takes a query
+    only when a note was written since they last read (last_note_seq above their watermark)."""
+    unread = max(last_seq - participant.last_read_seq, 0)
+    if participant.role != Role.USER or last_note_seq <= participant.last_read_seq:
+        return unread
+    notes = Message.objects.filter(
+        conversation_id=conversation_id or participant.conversation_id,
+        seq__gt=participant.last_read_seq,
+        seq__lte=last_seq,
+        message_type=MessageType.NOTE,
+    ).count()
+    return max(unread - notes, 0)
+
+
+def unread_of(conversation: Conversation, participant: Participant) -> int:
+    return unread_count(
+        conversation.last_seq, participant, last_note_seq=conversation.last_note_seq, conversation_id=conversation.pk
+    )
 
 
 # ---- operator reads (management commands) ---------------------------------------------------------
@@ -135,12 +179,35 @@ class WaitingConversation:
     age: timedelta  # since it was opened
 
 
+# Percentiles chat_stats reports for response and resolution times.
+STATS_PERCENTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Percentiles (nearest rank) of a set of durations, in seconds; empty when there are none."""
+
+    count: int
+    seconds: dict[int, float]
+
+
+def durations(values: list[float]) -> Durations:
+    ordered = sorted(values)
+    if not ordered:
+        return Durations(0, {})
+    return Durations(
+        len(ordered), {p: ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1] for p in STATS_PERCENTILES}
+    )
+
+
 @dataclass(frozen=True)
 class ChatStats:
     by_status: dict[str, int]  # every status, 0 included
     messages: int
-    unassigned_active: int  # ACTIVE with no staff participant: the support queue
+    unassigned_active: int  # ACTIVE with nobody assigned: the support queue
     oldest_unassigned: WaitingConversation | None
+    first_response: Durations = Durations(0, {})  # createdAt to firstResponseAt
+    resolution: Durations = Durations(0, {})  # createdAt to the last close, of conversations closed now
 
     @property
     def conversations(self) -> int:
@@ -156,28 +223,50 @@ def chat_stats(*, now: datetime | None = None) -> ChatStats:
         by_status[row["status"]] = row["n"]
     queue = Conversation.objects.filter(status=ConversationStatus.ACTIVE, admin_count=0)
     oldest = queue.order_by("created_at", "id").values_list("id", "created_at").first()
+    responded = Conversation.objects.filter(first_response_at__isnull=False).values_list(
+        "created_at", "first_response_at"
+    )
+    resolved = Conversation.objects.filter(closed_at__isnull=False).values_list("created_at", "closed_at")
     return ChatStats(
         by_status=by_status,
         messages=Message.objects.count(),
         unassigned_active=queue.count(),
         oldest_unassigned=WaitingConversation(oldest[0], oldest[1], now - oldest[1]) if oldest else None,
+        first_response=durations([(end - start).total_seconds() for start, end in responded.iterator()]),
+        resolution=durations([(end - start).total_seconds() for start, end in resolved.iterator()]),
     )
 
 
 # ---- support console reads (Django admin) ---------------------------------------------------------
 
 
-def latest_messages_of(conversations: list[Conversation]) -> dict[str, Message]:
-    """The latest message of each conversation (the one numbered its last_seq), by conversation id, in
-    one query whatever the number of conversations: an OR of exact (conversation, seq) pairs, each a
-    point lookup on the unique (conversation, seq) index, on SQL and MongoDB alike (no subquery)."""
-    pairs = Q()
+# How far back the list looks for a conversation's latest message worth previewing (not a SYSTEM
+# notice; for donors, not a note): one bounded range per conversation, in one query per page.
+PREVIEW_LOOKBACK = 20
+
+
+def latest_previewable_of(conversations: list[Conversation], *, role: str) -> dict[str, Message]:
+    """The latest TEXT or FILE message (and for staff, note) of each conversation, by id, in one query."""
+    ranges = Q()
     for conversation in conversations:
         if conversation.last_seq:
-            pairs |= Q(conversation_id=conversation.pk, seq=conversation.last_seq)
-    if not pairs:
+            ranges |= Q(conversation_id=conversation.pk, seq__gt=max(conversation.last_seq - PREVIEW_LOOKBACK, 0))
+    if not ranges:
         return {}
-    return {message.conversation_id: message for message in Message.objects.filter(pairs)}
+    hidden = [MessageType.SYSTEM] + ([] if role == Role.ADMIN else [MessageType.NOTE])
+    # Keys first (index columns only), then the chosen rows: a page of 50 long conversations would
+    # otherwise build up to 1,000 message objects to keep 50.
+    chosen: dict[str, str] = {}
+    candidates = Message.objects.filter(ranges).exclude(message_type__in=hidden).order_by("-seq")
+    for conversation_id, message_id in candidates.values_list("conversation_id", "id"):
+        chosen.setdefault(conversation_id, message_id)
+    if not chosen:
+        return {}
+    return {m.conversation_id: m for m in Message.objects.filter(pk__in=list(chosen.values()))}
+
+
+def conversations_for_inbox(conversation_ids: list[str]) -> list[Conversation]:
+    return list(_with_participants(Conversation.objects.filter(pk__in=conversation_ids)).order_by("-updated_at", "-id"))
 
 
 def unread_for(conversation: Conversation, viewer: Principal) -> int | None:
@@ -186,17 +275,5 @@ def unread_for(conversation: Conversation, viewer: Principal) -> int | None:
     costs no query."""
     for participant in conversation.participants.all():
         if is_person(participant, viewer):
-            return unread_count(conversation.last_seq, participant)
+            return unread_of(conversation, participant)
     return None
-
-
-def thread_latest(conversation_id: str, limit: int) -> list[Message]:
-    """The latest `limit` messages of a conversation, oldest first (the history index, read backwards)."""
-    latest = list(Message.objects.filter(conversation_id=conversation_id).order_by("-seq")[:limit])
-    latest.reverse()
-    return latest
-
-
-def conversation_with_participants(conversation_id: str) -> Conversation | None:
-    """The conversation with its participants (for the console page; staff may see every one)."""
-    return _with_participants(Conversation.objects.filter(pk=conversation_id)).first()

@@ -4,22 +4,57 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chatservice.validation import MetadataField, StrictCharField
-from conversations.models import SUBJECT_MAX_LENGTH, USER_ID_MAX_LENGTH, Conversation, ConversationStatus
+from conversations.models import (
+    LABEL_MAX_LENGTH,
+    MAX_LABELS,
+    SUBJECT_MAX_LENGTH,
+    USER_ID_MAX_LENGTH,
+    Conversation,
+    ConversationStatus,
+    Participant,
+    Priority,
+    Role,
+)
+from conversations.rendering import STAFF_FALLBACK_NAME, STAFF_ONLY_FIELDS
 from conversations.selectors import unread_for
 
 
 class ParticipantSerializer(serializers.Serializer):
     userId = serializers.CharField(source="user_id")
     role = serializers.CharField()
+    displayName = serializers.SerializerMethodField()
+    assigned = serializers.BooleanField()
     joinedAt = serializers.DateTimeField(source="joined_at")
     lastReadAt = serializers.DateTimeField(source="last_read_at", allow_null=True)
 
+    def get_displayName(self, participant: Participant) -> str:
+        if participant.role == Role.ADMIN:
+            return participant.display_name or STAFF_FALLBACK_NAME
+        return participant.display_name or participant.user_id
+
+
+class LastMessageSerializer(serializers.Serializer):
+    messageId = serializers.CharField(source="id")
+    senderId = serializers.CharField(source="sender_id")
+    senderRole = serializers.CharField(source="sender_role")
+    senderName = serializers.CharField(source="sender_name")
+    messageType = serializers.CharField(source="message_type")
+    preview = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    def get_preview(self, message: Any) -> str:
+        from realtime.inbox_events import preview_of
+
+        return preview_of(message)
+
 
 class ConversationSerializer(serializers.Serializer):
-    """Output. `unreadCount` is for the viewer (null when the viewer is not a participant)."""
+    """Output: the shape the schema publishes. `unreadCount` is for the viewer (null when the viewer is not
+    a participant). Responses are built by conversations.rendering, which tests hold equal to this."""
 
     conversationId = serializers.CharField(source="id")
     participants = ParticipantSerializer(many=True, source="participants.all")
@@ -31,10 +66,31 @@ class ConversationSerializer(serializers.Serializer):
     updatedAt = serializers.DateTimeField(source="updated_at")
     lastMessageAt = serializers.DateTimeField(source="last_message_at", allow_null=True)
     unreadCount = serializers.SerializerMethodField()
+    labels = serializers.ListField(child=serializers.CharField(), required=False, help_text="Staff only.")
+    priority = serializers.CharField(required=False, help_text="Staff only.")
+    snoozedUntil = serializers.DateTimeField(
+        source="snoozed_until", allow_null=True, required=False, help_text="Staff only."
+    )
+    firstResponseAt = serializers.DateTimeField(source="first_response_at", allow_null=True)
+    waitingSince = serializers.DateTimeField(source="waiting_since", allow_null=True)
+    lastMessage = serializers.SerializerMethodField()
 
     def get_unreadCount(self, conversation: Conversation) -> int | None:
         # participants.all() is prefetched: no query per conversation.
-        return unread_for(conversation, self.context["principal"])
+        principal = self.context.get("principal")
+        return None if principal is None else unread_for(conversation, principal)
+
+    @extend_schema_field(LastMessageSerializer(allow_null=True))
+    def get_lastMessage(self, conversation: Conversation) -> dict[str, Any] | None:
+        latest = self.context.get("last_messages", {}).get(conversation.pk)
+        return None if latest is None else LastMessageSerializer(latest).data
+
+    def to_representation(self, conversation: Conversation) -> dict[str, Any]:
+        data = super().to_representation(conversation)
+        if self.context.get("role", Role.ADMIN) != Role.ADMIN:
+            for name in STAFF_ONLY_FIELDS:
+                data.pop(name, None)
+        return data
 
 
 class ConversationCreateInput(serializers.Serializer):
@@ -45,15 +101,62 @@ class ConversationCreateInput(serializers.Serializer):
         return value or None  # blank clears the subject
 
 
+class LabelField(StrictCharField):
+    """A label: a short tag, trimmed and lower-cased so "VIP" and "vip " are one label."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        return value.strip().lower()
+
+
+class LabelListField(serializers.ListField):
+    """A list of labels, refused as a whole with the first bad item's error (flat, like every other
+    field's: `labels.2: Must be a string.`), so the error body keeps its one shape."""
+
+    default_error_messages = {
+        "not_a_list": "Expected a list of labels.",
+        "max_length": "At most {max_length} labels.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=LabelField(max_length=LABEL_MAX_LENGTH, allow_blank=False), **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, list):
+            self.fail("not_a_list")
+        if len(data) > MAX_LABELS:
+            self.fail("max_length", max_length=MAX_LABELS)
+        labels = []
+        for index, item in enumerate(data):
+            try:
+                labels.append(self.child.run_validation(item))
+            except serializers.ValidationError as exc:
+                detail = exc.detail[0] if isinstance(exc.detail, list) else exc.detail
+                raise serializers.ValidationError(f"Label {index + 1}: {detail}", code=detail.code) from None
+        return list(dict.fromkeys(labels))  # one of each, in the order given
+
+
 class ConversationUpdateInput(ConversationCreateInput):
     metadata = MetadataField(required=False)
     status = serializers.ChoiceField(choices=ConversationStatus.choices, required=False)
+    labels = LabelListField(
+        required=False,
+        max_length=MAX_LABELS,
+        help_text=f"Staff only. Up to {MAX_LABELS} labels of up to {LABEL_MAX_LENGTH} characters; replaces the list.",
+    )
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, help_text="Staff only.")
+    snoozedUntil = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Staff only. Hidden from the staff list until then; null wakes it."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
             raise serializers.ValidationError(
-                "Nothing to update: send subject, metadata or status.", code="empty_update"
+                "Nothing to update: send subject, metadata, status, labels, priority or snoozedUntil.",
+                code="empty_update",
             )
+        if "snoozedUntil" in attrs:
+            attrs["snoozed_until"] = attrs.pop("snoozedUntil")
         return attrs
 
 
@@ -71,6 +174,16 @@ class ConversationListQuery(serializers.Serializer):
 
     status = serializers.ChoiceField(choices=ConversationStatus.choices, required=False)
     assigned = serializers.ChoiceField(choices=["me", "none"], required=False, help_text="Staff only; donors: ignored.")
+    label = LabelField(required=False, max_length=LABEL_MAX_LENGTH, help_text="Staff only; donors: ignored.")
+    priority = serializers.ChoiceField(choices=Priority.choices, required=False, help_text="Staff only.")
+    snoozed = serializers.BooleanField(
+        required=False, help_text="Staff only: true lists only snoozed conversations; the default hides them."
+    )
+    q = StrictCharField(
+        required=False,
+        max_length=SUBJECT_MAX_LENGTH,
+        help_text="Staff only: the conversation id or donor id (exact), or words of the subject.",
+    )
     limit = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -84,6 +197,14 @@ class ConversationListQuery(serializers.Serializer):
 
 class AssignInput(serializers.Serializer):
     adminId = StrictCharField(required=False, max_length=USER_ID_MAX_LENGTH)
+
+
+class UnassignInput(serializers.Serializer):
+    adminId = StrictCharField(required=False, max_length=USER_ID_MAX_LENGTH, help_text="Default: the caller.")
+
+
+class TransferInput(serializers.Serializer):
+    adminId = StrictCharField(max_length=USER_ID_MAX_LENGTH)
 
 
 class ReadInput(serializers.Serializer):

@@ -15,22 +15,36 @@ from django.utils import timezone
 
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
-from chatservice.errors import Conflict, NotFound, PermissionDenied, ServiceError
-from conversations import selectors
-from conversations.models import Conversation, ConversationStatus, Participant, Role
+from chatservice.errors import NotFound, PermissionDenied, ServiceError
+from conversations import notices, selectors
+from conversations.models import Conversation, ConversationLabel, ConversationStatus, Participant, Role
 from conversations.renaming import NAMING_EVENTS, replace_whole_word
 from messaging import selectors as message_selectors
 from messaging.models import Message, MessageType
 from messaging.services import message_append
-from realtime.broadcast import publish_on_commit
+from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import frame_event, read_receipt_frame
 
 # `metadata.event` of the SYSTEM messages services record; erasure rewrites the user ids in these.
-STATUS_CHANGED_EVENT = "status_changed"
-ASSIGNED_EVENT = "assigned"
+STATUS_CHANGED_EVENT = notices.STATUS_CHANGED_EVENT
+ASSIGNED_EVENT = notices.ASSIGNED_EVENT
 # Statuses a donor may set on their own conversation: they can end it, not reopen or archive it.
 USER_SETTABLE_STATUSES = frozenset({ConversationStatus.CLOSED})
+# What only support staff may change (a donor sending one gets 403 staff_only_field, nothing stored).
+STAFF_ONLY_CHANGES = ("labels", "priority", "snoozed_until")
 UNSET: Any = object()
+
+
+def _names():
+    from desk import names
+
+    return names
+
+
+def _assignment():
+    from desk import assignment
+
+    return assignment
 
 
 @retry_transient
@@ -38,6 +52,8 @@ def conversation_create(
     *, creator: Principal, subject: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Conversation:
     """The creator joins as a participant with their own role (a donor as USER)."""
+    from realtime import inbox_events
+
     now = timezone.now()
     with atomic():
         conversation = Conversation.objects.create(
@@ -45,10 +61,21 @@ def conversation_create(
             subject=subject,
             metadata=metadata or {},
             admin_count=1 if creator.is_admin else 0,
+            last_agent_id=creator.user_id if creator.is_admin else None,
             created_at=now,
             updated_at=now,
         )
-        Participant.objects.create(conversation=conversation, user_id=creator.user_id, role=creator.role, joined_at=now)
+        Participant.objects.create(
+            conversation=conversation,
+            user_id=creator.user_id,
+            role=creator.role,
+            joined_at=now,
+            assigned=creator.is_admin,
+            display_name=_names().principal_name(creator) if creator.is_admin else "",
+        )
+        inbox_events.conversation_created_on_commit(conversation.pk)
+    if not creator.is_admin:
+        _assignment().route_if_unassigned(conversation.pk)
     return conversation
 
 
@@ -59,31 +86,81 @@ def conversation_update(
     subject: str | None = UNSET,
     metadata: dict[str, Any] = UNSET,
     status: str = UNSET,
+    labels: list[str] = UNSET,
+    priority: str = UNSET,
+    snoozed_until: datetime | None = UNSET,
 ) -> Conversation:
-    """Participants may change subject and metadata and close; support staff may also reopen and archive."""
+    """Participants may change subject and metadata and close; support staff may also reopen and archive,
+    and set labels, priority and snooze. Closing frees the assigned agents' capacity for the queue;
+    reopening routes the conversation again (desk.assignment.after_reopen)."""
+    from realtime import inbox_events
+
     status_changed = status is not UNSET and status != conversation.status
     if status_changed and not actor.is_admin and status not in USER_SETTABLE_STATUSES:
         raise PermissionDenied("Only support staff may reopen or archive a conversation.", code="status_forbidden")
+    staff_only = [
+        name
+        for name, value in zip(STAFF_ONLY_CHANGES, (labels, priority, snoozed_until), strict=True)
+        if value is not UNSET
+    ]
+    if staff_only and not actor.is_admin:
+        raise PermissionDenied(f"Only support staff may set {', '.join(staff_only)}.", code="staff_only_field")
     now = timezone.now()
     changes: dict[str, Any] = {"updated_at": now}
     if subject is not UNSET:
         changes["subject"] = subject
     if metadata is not UNSET:
         changes["metadata"] = metadata
+    if labels is not UNSET:
+        changes["labels"] = labels
+    if priority is not UNSET:
+        changes["priority"] = priority
+    if snoozed_until is not UNSET:
+        changes["snoozed_until"] = snoozed_until
     if status_changed:
         changes["status"] = status
+        if status == ConversationStatus.CLOSED:
+            changes["closed_at"] = now
+        elif status == ConversationStatus.ACTIVE:
+            changes["closed_at"] = None
 
     @retry_transient  # inside, so a second attempt still knows the status changed
     def write() -> None:
         with atomic():
             Conversation.objects.filter(pk=conversation.pk).update(**changes)
+            if labels is not UNSET:
+                ConversationLabel.objects.filter(conversation_id=conversation.pk).delete()
+                ConversationLabel.objects.bulk_create(
+                    ConversationLabel(conversation_id=conversation.pk, label=label) for label in labels
+                )
             if status_changed:
                 _record_status_change(conversation=conversation, actor=actor, status=status)
+            inbox_events.conversation_updated_on_commit(conversation.pk)
 
     write()
     for field, value in changes.items():
         setattr(conversation, field, value)
+    if status_changed and status == ConversationStatus.ACTIVE:
+        _assignment().after_reopen(conversation.pk)
+    elif status_changed or (snoozed_until is not UNSET and snoozed_until is None):
+        _assignment().drain_queue()  # capacity freed, or a conversation woke
     return conversation
+
+
+def reopen_by_donor(*, conversation_id: str, donor: Principal) -> bool:
+    """Reopen a CLOSED conversation its donor writes in (inside the storing transaction); False if it
+    was not CLOSED any more."""
+    from realtime import inbox_events
+
+    now = timezone.now()
+    moved = Conversation.objects.filter(pk=conversation_id, status=ConversationStatus.CLOSED).update(
+        status=ConversationStatus.ACTIVE, closed_at=None, updated_at=now
+    )
+    if moved:
+        conversation = Conversation.objects.get(pk=conversation_id)
+        _record_status_change(conversation=conversation, actor=donor, status=ConversationStatus.ACTIVE)
+        inbox_events.conversation_updated_on_commit(conversation_id)
+    return bool(moved)
 
 
 def _record_status_change(
@@ -95,46 +172,26 @@ def _record_status_change(
     details: dict[str, Any] | None = None,
 ) -> None:
     """The SYSTEM message announcing a status change (sockets get it as a `system` frame after commit).
-    Must run in the transaction that changed the status."""
+    Must run in the transaction that changed the status. It names the actor by display name."""
+    metadata = notices.status_metadata(
+        status=status,
+        actor_name=_names().principal_name(actor),
+        details={**(details or {}), **({"reasonText": reason} if reason else {})},
+    )
     message_append(
         conversation=conversation,
         sender_id=actor.user_id,
         sender_role=actor.role,
-        content=f"Conversation {status.lower()} by {actor.user_id}" + (f" ({reason})" if reason else ""),
+        content=notices.notice_text(metadata) or "",
         message_type=MessageType.SYSTEM,
-        metadata={"event": STATUS_CHANGED_EVENT, "status": status, **(details or {})},
+        metadata=metadata,
         require_active=False,
     )
 
 
-@retry_transient
-def conversation_assign(*, conversation: Conversation, actor: Principal, admin_id: str) -> tuple[Participant, bool]:
-    """Add `admin_id` as an ADMIN participant; idempotent. Returns (participant, newly_assigned)."""
-    if not actor.is_admin:
-        raise PermissionDenied("Only support staff may assign conversations.", code="admin_only")
-    with atomic():
-        participant, created = Participant.objects.ensure(
-            conversation_id=conversation.pk, user_id=admin_id, role=Role.ADMIN
-        )
-        if participant.role != Role.ADMIN:
-            raise Conflict(
-                f"{admin_id} already takes part in this conversation as a donor.", code="participant_is_user"
-            )
-        if created:
-            message_append(
-                conversation=conversation,
-                sender_id=actor.user_id,
-                sender_role=actor.role,
-                content=(
-                    f"{admin_id} joined the conversation"
-                    if admin_id == actor.user_id
-                    else f"{admin_id} was assigned by {actor.user_id}"
-                ),
-                message_type=MessageType.SYSTEM,
-                metadata={"event": ASSIGNED_EVENT, "adminId": admin_id},
-                require_active=False,
-            )
-    return participant, created
+def conversation_assign(*, conversation: Conversation, actor: Principal, admin_id: str) -> bool:
+    """Assign `admin_id` (staff); idempotent. Returns whether they were newly assigned."""
+    return _assignment().assign(conversation=conversation, actor=actor, agent_id=admin_id)
 
 
 @dataclass(frozen=True)
@@ -160,7 +217,7 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
     however many messages it covers; it never moves back. When it moves, the conversation's sockets get
     a read_receipt. Admins who are not participants have no watermark and get their state unchanged."""
     if message_id:
-        seq = message_selectors.message_seq(conversation.pk, message_id)
+        seq = message_selectors.message_seq(conversation.pk, message_id, reader)
         if seq is None:
             raise NotFound("No such message in this conversation.", code="message_not_found")
     else:
@@ -170,19 +227,20 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
         conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role, seq=seq, at=now
     )
     if moved:
-        receipt_id = message_id or message_selectors.message_id_at(conversation.pk, seq)
-        if receipt_id:
-            receipt = read_receipt_frame(message_id=receipt_id, user_id=reader.user_id, read_at=now)
-            publish_on_commit([(conversation.pk, frame_event(receipt))])
+        receipt_for = message_selectors.message_at(conversation.pk, seq)
+        if receipt_for is not None:
+            receipt = read_receipt_frame(message_id=receipt_for.id, user_id=reader.user_id, read_at=now)
+            # A receipt naming a note goes to staff only: a donor never learns a note's id.
+            event = frame_event(receipt, staff_only=receipt_for.message_type == MessageType.NOTE)
+            publish_on_commit([(conversation_group(conversation.pk), event)])
     participant = Participant.objects.filter(
         conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role
     ).first()
     last_seq = selectors.last_seq(conversation.pk)
     if participant is None:
         return ReadState(conversation.pk, reader.user_id, None, last_seq)
-    return ReadState(
-        conversation.pk, reader.user_id, participant.last_read_at, selectors.unread_count(last_seq, participant)
-    )
+    fresh = Conversation.objects.get(pk=conversation.pk)
+    return ReadState(conversation.pk, reader.user_id, participant.last_read_at, selectors.unread_of(fresh, participant))
 
 
 # ---- operator commands ----------------------------------------------------------------------------
@@ -371,7 +429,22 @@ def _is_service_notice(message: Message) -> bool:
 
 
 def _rename_in_notice(message: Message, user_id: str) -> None:
-    """Generated text, not the user's words: keep what happened, drop who."""
+    """Generated text, not the user's words: keep what happened, drop who. Notices that keep the names
+    they were written with are rendered again from their rewritten metadata."""
+    if isinstance(message.metadata, dict) and "actorName" in message.metadata:
+        erased_name = _names().ERASED_STAFF_NAME if message.metadata.get("adminId") == user_id else ERASED_USER_ID
+        metadata = notices.rename_in_notice(
+            message.metadata,
+            old_id=user_id,
+            new_id=ERASED_USER_ID,
+            new_name=erased_name,
+            sender_was_old=message.sender_id == user_id,
+        )
+        if message.sender_id == user_id:
+            metadata["actorName"] = _names().ERASED_STAFF_NAME if message.sender_role == Role.ADMIN else ERASED_USER_ID
+        message.metadata = metadata
+        message.content = notices.notice_text(metadata) or message.content
+        return
     message.content = replace_whole_word(message.content, user_id, ERASED_USER_ID)
     message.metadata = replace_whole_word(message.metadata, user_id, ERASED_USER_ID)
 
@@ -385,11 +458,20 @@ def _anonymize(message: Message, user_id: str, now: datetime) -> None:
         if message.message_type == MessageType.FILE:
             message.message_type = MessageType.TEXT  # a FILE without its url and name breaks clients
     message.sender_id = ERASED_USER_ID
+    message.sender_name = ""
     message.client_message_id = None  # the user's key; also frees the idempotency index for the pseudonym
     message.updated_at = now
 
 
-ANONYMIZED_FIELDS = ["sender_id", "content", "metadata", "client_message_id", "message_type", "updated_at"]
+ANONYMIZED_FIELDS = [
+    "sender_id",
+    "sender_name",
+    "content",
+    "metadata",
+    "client_message_id",
+    "message_type",
+    "updated_at",
+]
 
 
 def user_erase(
@@ -481,17 +563,30 @@ def user_erase(
                 Conversation.objects.filter(pk__in=ids).update(created_by=ERASED_USER_ID, subject=None, metadata={})
         erasure.conversations_pseudonymized += len(batch)
         progress("conversations pseudonymized", erasure.conversations_pseudonymized, total)
-    # 4. Participations.
+    # 4. The desk's records of a staff member: their profile, personal canned responses, and the
+    # "last agent" mark reopened conversations are routed by. Shared responses are the team's: kept,
+    # their owner pseudonymized.
+    if role == Role.ADMIN and not dry_run:
+        from desk.models import AgentProfile, CannedResponse
+
+        with atomic():
+            Conversation.objects.filter(last_agent_id=user_id).update(last_agent_id=None)
+            AgentProfile.objects.filter(pk=user_id).delete()
+            CannedResponse.objects.filter(owner_id=user_id, shared=False).delete()
+            CannedResponse.objects.filter(owner_id=user_id).update(owner_id=ERASED_USER_ID)
+    # 5. Participations.
     participations = Participant.objects.filter(user_id=user_id, role=role)
     total = participations.count()
     for batch in selectors.in_pk_batches(participations, batch_size):
-        staffed = [p.conversation_id for p in batch if p.role == Role.ADMIN]
+        assigned_in = [p.conversation_id for p in batch if p.role == Role.ADMIN and p.assigned]
         erasure.conversation_ids.update(p.conversation_id for p in batch)
         if not dry_run:
             with atomic():
                 Participant.objects.filter(pk__in=[p.pk for p in batch]).delete()
-                # One row per (conversation, user), so each conversation loses exactly one admin.
-                Conversation.objects.filter(pk__in=staffed, admin_count__gt=0).update(admin_count=F("admin_count") - 1)
+                # One row per (conversation, user), so each conversation loses at most one assignee.
+                Conversation.objects.filter(pk__in=assigned_in, admin_count__gt=0).update(
+                    admin_count=F("admin_count") - 1
+                )
         erasure.participations_removed += len(batch)
         progress("participations removed", erasure.participations_removed, total)
 

@@ -13,6 +13,7 @@ from chatservice.ids import ID_PATTERN
 from chatservice.schema import ALWAYS_ERRORS, BODY_ERRORS, METADATA_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations import selectors, services
 from conversations.models import Conversation
+from conversations.rendering import render_conversations
 from conversations.serializers import (
     CONVERSATION_PAGE_MAX,
     CONVERSATION_PAGE_SIZE,
@@ -23,7 +24,10 @@ from conversations.serializers import (
     ConversationUpdateInput,
     ReadInput,
     ReadStateSerializer,
+    TransferInput,
+    UnassignInput,
 )
+from desk import assignment
 
 
 class IsSupportStaff(permissions.BasePermission):
@@ -62,6 +66,7 @@ UPDATE_ERRORS = error_responses(
     UNSAFE_ERRORS,
     METADATA_ERRORS,
     ("not_a_string", "max_length", "invalid_choice", "empty_update", "status_forbidden", "not_found"),
+    ("not_a_list", "max_length", "blank", "invalid", "staff_only_field"),
 )
 
 
@@ -77,24 +82,32 @@ class ConversationViewSet(viewsets.GenericViewSet):
     def _render(self, conversation, status_code: int = status.HTTP_200_OK) -> Response:
         # Re-read with participants so the answer shows the state after the write.
         fresh = selectors.conversation_get(viewer=self.request.user, conversation_id=conversation.pk)
-        return Response(self.get_serializer(fresh).data, status=status_code)
+        return Response(render_conversations([fresh], viewer=self.request.user)[0], status=status_code)
 
     @extend_schema(
         parameters=[ConversationListQuery],
         responses={
             200: ConversationSerializer(many=True),
             **error_responses(
-                ALWAYS_ERRORS, "invalid", "invalid_choice", "min_value", "max_value", "max_string_length"
+                ALWAYS_ERRORS,
+                ("invalid", "invalid_choice", "min_value", "max_value", "max_string_length"),
+                ("max_length", "blank", "not_a_string"),
             ),
         },
     )
     def list(self, request: Request) -> Response:
         query = _validated(ConversationListQuery, query_of(request))
         qs = selectors.conversation_list(
-            viewer=request.user, status=query.get("status"), assigned=query.get("assigned")
+            viewer=request.user,
+            status=query.get("status"),
+            assigned=query.get("assigned"),
+            label=query.get("label"),
+            priority=query.get("priority"),
+            snoozed=query.get("snoozed"),
+            q=query.get("q"),
         )
         page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.get_paginated_response(render_conversations(list(page), viewer=request.user))
 
     @extend_schema(
         request=ConversationCreateInput,
@@ -111,7 +124,7 @@ class ConversationViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: ConversationSerializer, **error_responses(ALWAYS_ERRORS, "not_found")})
     def retrieve(self, request: Request, pk: str) -> Response:
         conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
-        return Response(self.get_serializer(conversation).data)
+        return Response(render_conversations([conversation], viewer=request.user)[0])
 
     @extend_schema(request=ConversationUpdateInput, responses={200: ConversationSerializer, **UPDATE_ERRORS})
     def update(self, request: Request, pk: str) -> Response:
@@ -141,6 +154,44 @@ class ConversationViewSet(viewsets.GenericViewSet):
         services.conversation_assign(
             conversation=conversation, actor=request.user, admin_id=data.get("adminId") or request.user.user_id
         )
+        return self._render(conversation)
+
+    @extend_schema(
+        request=UnassignInput,
+        responses={
+            200: ConversationSerializer,
+            **error_responses(
+                ALWAYS_ERRORS, BODY_ERRORS, UNSAFE_ERRORS, ("not_a_string", "max_length", "not_found", "not_assigned")
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsSupportStaff])
+    def unassign(self, request: Request, pk: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+        data = _validated(UnassignInput, request.data)
+        assignment.unassign(
+            conversation=conversation, actor=request.user, agent_id=data.get("adminId") or request.user.user_id
+        )
+        return self._render(conversation)
+
+    @extend_schema(
+        request=TransferInput,
+        responses={
+            200: ConversationSerializer,
+            **error_responses(
+                ALWAYS_ERRORS,
+                BODY_ERRORS,
+                UNSAFE_ERRORS,
+                ("required", "blank", "not_a_string", "max_length", "not_found", "not_staff", "transfer_to_self"),
+                ("participant_is_user",),
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsSupportStaff])
+    def transfer(self, request: Request, pk: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+        data = _validated(TransferInput, request.data)
+        assignment.transfer(conversation=conversation, actor=request.user, agent_id=data["adminId"])
         return self._render(conversation)
 
     @extend_schema(

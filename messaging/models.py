@@ -17,6 +17,8 @@ class MessageType(models.TextChoices):
     TEXT = "TEXT"
     SYSTEM = "SYSTEM"
     FILE = "FILE"
+    # An internal note: staff only, never shown to a donor by any path (messaging.visibility).
+    NOTE = "NOTE"
 
 
 def new_message_id() -> str:
@@ -33,6 +35,8 @@ class Message(models.Model):
     seq = models.PositiveBigIntegerField(editable=False)
     sender_id = models.CharField(max_length=USER_ID_MAX_LENGTH)
     sender_role = models.CharField(max_length=8, choices=Role.choices)
+    # The sender's display name when it was written (staff: their profile's, never the username).
+    sender_name = models.CharField(max_length=80, blank=True, default="")
     content = models.TextField()
     message_type = models.CharField(max_length=8, choices=MessageType.choices, default=MessageType.TEXT)
     metadata = models.JSONField(default=dict, blank=True)

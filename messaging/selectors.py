@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatservice.authentication import Principal
 from chatservice.errors import ServiceError
 from conversations.models import Conversation
 from messaging.models import Message
+from messaging.visibility import visible_messages
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200  # keeps one page's payload and serialisation well under a few hundred KiB
@@ -31,13 +33,17 @@ class MessagePage:
     has_newer: bool
 
 
-def message_seq(conversation_id: str, message_id: str) -> int | None:
-    """The sequence number of a message of this conversation, or None if it has no such message."""
-    return Message.objects.filter(conversation_id=conversation_id, pk=message_id).values_list("seq", flat=True).first()
+def message_seq(conversation_id: str, message_id: str, viewer: Principal | None = None) -> int | None:
+    """The sequence number of a message of this conversation, or None if it has no such message (or
+    none `viewer` may see: a donor naming a note's id learns nothing)."""
+    qs = Message.objects.filter(conversation_id=conversation_id, pk=message_id)
+    if viewer is not None:
+        qs = visible_messages(qs, viewer)
+    return qs.values_list("seq", flat=True).first()
 
 
-def message_id_at(conversation_id: str, seq: int) -> str | None:
-    return Message.objects.filter(conversation_id=conversation_id, seq=seq).values_list("id", flat=True).first()
+def message_at(conversation_id: str, seq: int) -> Message | None:
+    return Message.objects.filter(conversation_id=conversation_id, seq=seq).only("id", "message_type").first()
 
 
 def messages_between(conversation_id: str, *, after: int, upto: int, limit: int) -> list[Message]:
@@ -47,25 +53,33 @@ def messages_between(conversation_id: str, *, after: int, upto: int, limit: int)
     return list(rows[:limit])
 
 
-def _cursor_seq(conversation: Conversation, message_id: str) -> int:
-    seq = message_seq(conversation.pk, message_id)
+def _cursor_seq(conversation: Conversation, message_id: str, viewer: Principal | None) -> int:
+    seq = message_seq(conversation.pk, message_id, viewer)
     if seq is None:
         raise InvalidCursor()
     return seq
 
 
 def message_page(
-    *, conversation: Conversation, limit: int = DEFAULT_PAGE_SIZE, before: str | None = None, after: str | None = None
+    *,
+    conversation: Conversation,
+    limit: int = DEFAULT_PAGE_SIZE,
+    before: str | None = None,
+    after: str | None = None,
+    viewer: Principal | None = None,
 ) -> MessagePage:
     """Without a cursor: the latest `limit` messages. `before`: the `limit` messages just older than that
-    message. `after`: the `limit` messages just newer than it. Always chronological within the page."""
+    message. `after`: the `limit` messages just newer than it. Always chronological within the page.
+    With a `viewer`, only what they may see (messaging.visibility)."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     qs = Message.objects.filter(conversation_id=conversation.pk)
+    if viewer is not None:
+        qs = visible_messages(qs, viewer)
     if after:
-        rows = list(qs.filter(seq__gt=_cursor_seq(conversation, after)).order_by("seq")[: limit + 1])
+        rows = list(qs.filter(seq__gt=_cursor_seq(conversation, after, viewer)).order_by("seq")[: limit + 1])
         return MessagePage(rows[:limit], has_older=True, has_newer=len(rows) > limit)
     if before:
-        qs = qs.filter(seq__lt=_cursor_seq(conversation, before))
+        qs = qs.filter(seq__lt=_cursor_seq(conversation, before, viewer))
     rows = list(qs.order_by("-seq")[: limit + 1])
     page = rows[:limit]
     page.reverse()

@@ -28,6 +28,7 @@ class MessageSerializer(serializers.Serializer):
     conversationId = serializers.CharField(source="conversation_id")
     senderId = serializers.CharField(source="sender_id")
     senderRole = serializers.CharField(source="sender_role")
+    senderName = serializers.CharField(source="sender_name")
     content = serializers.CharField()
     messageType = serializers.CharField(source="message_type")
     readBy = serializers.SerializerMethodField()

@@ -8,6 +8,8 @@ batch of one; every rule below applies per message either way.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,15 +28,17 @@ from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, S
 from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import IDEMPOTENCY_KEY_FLOOR, Message, MessageType, new_message_id
-from realtime.broadcast import publish_on_commit
+from realtime import inbox_events
+from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import (
     MessagePayload,
-    MessagesEvent,
     StoredMessage,
     message_item,
     message_payload,
     messages_event,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class Sent:
     payload: MessagePayload
 
 
-Publication = tuple[str, MessagesEvent]  # (conversation id, event) to publish once committed
+Publication = tuple[str, Any]  # (channel-layer group, event) to publish once committed
 
 
 def _reservations(by_conversation: dict[str, list[int]]) -> list[tuple[list[str], int]]:
@@ -81,6 +85,40 @@ class Appended:
     results: list[Message | ServiceError]  # per item
     payloads: dict[str, MessagePayload]  # by message id, for every message stored
     publications: list[Publication]  # the events announcing them, for the caller to publish after commit
+    closed: frozenset[str] = frozenset()  # conversations found CLOSED (their items were refused)
+    queued: frozenset[str] = frozenset()  # ACTIVE, nobody assigned, a donor wrote: for auto-assignment
+    clock_changed: frozenset[str] = frozenset()  # waitingSince, firstResponseAt or snooze moved
+    reopened: frozenset[str] = frozenset()  # CLOSED, reopened by a donor's message in this batch
+
+
+# Staff messages that answer a donor (stop the waiting clock, count as the first response).
+RESPONSE_TYPES = frozenset({MessageType.TEXT, MessageType.FILE})
+
+
+def _clock_changes(conversation_state: dict[str, Any], messages: list[Message]) -> dict[str, Any]:
+    """The conversation fields a batch of its messages moves, in sequence order: a donor message starts
+    the waiting clock (and wakes a snoozed conversation); a staff reply stops it and may be the first
+    response; a note records its number (donors' unread counts skip notes)."""
+    waiting, first, snoozed = (
+        conversation_state["waiting_since"],
+        conversation_state["first_response_at"],
+        conversation_state["snoozed_until"],
+    )
+    changes: dict[str, Any] = {}
+    for message in messages:
+        if message.message_type == MessageType.NOTE:
+            changes["last_note_seq"] = message.seq
+        elif message.sender_role == Role.USER and message.message_type != MessageType.SYSTEM:
+            if waiting is None:
+                waiting = changes["waiting_since"] = message.created_at
+            if snoozed is not None:
+                snoozed = changes["snoozed_until"] = None
+        elif message.sender_role == Role.ADMIN and message.message_type in RESPONSE_TYPES:
+            if waiting is not None:
+                waiting = changes["waiting_since"] = None
+            if first is None:
+                first = changes["first_response_at"] = message.created_at
+    return changes
 
 
 def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> Appended:
@@ -106,14 +144,28 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
             last_message_at=Greatest(Coalesce(F("last_message_at"), Value(now)), Value(now)),
             updated_at=now,
         )
-    state = Conversation.objects.filter(pk__in=list(by_conversation)).values_list(
-        "id", "status", "last_seq", "last_message_at"
+    state = Conversation.objects.filter(pk__in=list(by_conversation)).values(
+        "id",
+        "status",
+        "last_seq",
+        "last_message_at",
+        "admin_count",
+        "waiting_since",
+        "first_response_at",
+        "snoozed_until",
     )
     messages: list[Message] = []
     watermarks: dict[tuple[str, str, str], tuple[int, Any]] = {}
-    for conversation_id, status, last_seq, at in state:
+    states: dict[str, dict[str, Any]] = {}
+    closed: set[str] = set()
+    names = _sender_names(items)
+    for row in state:
+        conversation_id, status, last_seq, at = row["id"], row["status"], row["last_seq"], row["last_message_at"]
         if require_active and status != ConversationStatus.ACTIVE:
+            if status == ConversationStatus.CLOSED:
+                closed.add(conversation_id)
             continue  # not advanced (if it was reopened just now, the unique seq index refuses the batch)
+        states[conversation_id] = row
         indexes = by_conversation[conversation_id]
         for seq, index in enumerate(indexes, start=last_seq - len(indexes) + 1):
             item = items[index]
@@ -123,6 +175,7 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
                 seq=seq,
                 sender_id=item.sender.user_id,
                 sender_role=item.sender.role,
+                sender_name=names[item.sender.user_id, item.sender.role],
                 content=item.content,
                 message_type=item.message_type,
                 metadata=item.metadata or {},
@@ -135,9 +188,27 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
             # Whoever writes has read everything before: their own message never counts as unread.
             watermarks[conversation_id, item.sender.user_id, item.sender.role] = (seq, at)
     if not messages:
-        return Appended(results, {}, [])
+        return Appended(results, {}, [], frozenset(closed))
     Message.objects.bulk_create(messages)
     Participant.objects.advance_watermarks(watermarks)
+    by_conv: dict[str, list[Message]] = defaultdict(list)
+    for message in messages:
+        by_conv[message.conversation_id].append(message)
+    clock_changed: set[str] = set()
+    queued: set[str] = set()
+    for conversation_id, written in by_conv.items():
+        row = states[conversation_id]
+        changes = _clock_changes(row, written)
+        if changes:
+            Conversation.objects.filter(pk=conversation_id).update(**changes)
+            if changes.keys() - {"last_note_seq"}:
+                clock_changed.add(conversation_id)
+        if (
+            row["admin_count"] == 0
+            and row["status"] == ConversationStatus.ACTIVE
+            and any(m.sender_role == Role.USER and m.message_type != MessageType.SYSTEM for m in written)
+        ):
+            queued.add(conversation_id)
     # Counted when durable: a rolled-back (or retried) transaction discards this with its other work.
     transaction.on_commit(partial(metrics.messages_persisted, len(messages)))
     stored: dict[str, list[StoredMessage]] = defaultdict(list)
@@ -146,7 +217,14 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
         item = message_item(message)
         payloads[message.id] = item["payload"]
         stored[message.conversation_id].append(item)
-    return Appended(results, payloads, [(c, messages_event(items)) for c, items in stored.items()])
+    publications: list[Publication] = [(conversation_group(c), messages_event(items)) for c, items in stored.items()]
+    return Appended(results, payloads, publications, frozenset(closed), frozenset(queued), frozenset(clock_changed))
+
+
+def _sender_names(items: Sequence[SendRequest]) -> dict[tuple[str, str], str]:
+    from desk.names import names_of  # desk imports this module
+
+    return names_of((item.sender.user_id, item.sender.role) for item in items)
 
 
 def message_append(
@@ -196,11 +274,38 @@ def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str
     return {(m.conversation_id, m.sender_id, m.sender_role, m.client_message_id): m for m in rows}
 
 
-def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | ServiceError], list[Publication]]:
+@dataclass(frozen=True)
+class Routing:
+    """What follows a committed batch once its events are out: conversations reopened by a donor are
+    routed again, waiting ones go to an available agent (desk.assignment). Never fails the sends."""
+
+    reopened: frozenset[str] = frozenset()
+    queued: frozenset[str] = frozenset()
+
+    def run(self) -> None:
+        if not (self.reopened or self.queued):
+            return
+        from desk import assignment
+
+        try:
+            for conversation_id in sorted(self.reopened):
+                assignment.after_reopen(conversation_id)
+            for conversation_id in sorted(self.queued - self.reopened):
+                assignment.route_if_unassigned(conversation_id)
+        except Exception as exc:
+            logger.warning("routing after storing messages failed: %s", exc, exc_info=True)
+
+
+NO_ROUTING = Routing()
+
+
+def messages_store(
+    requests: Sequence[SendRequest],
+) -> tuple[list[Sent | ServiceError], list[Publication], Routing]:
     """Store messages in one transaction; each result is what `message_send` would return or raise for
     that request, and one request's refusal never affects the others. Returns the events to publish
-    once the caller has acted on the results (the WebSocket batcher acknowledges its senders first).
-    Most callers want `messages_send`.
+    once the caller has acted on the results (the WebSocket batcher acknowledges its senders first),
+    then the routing to run once they are published. Most callers want `messages_send`.
 
     Idempotent per (conversation, sender, clientMessageId): a retry returns the stored original, even
     if the conversation was closed since. Support staff who are not yet participants join the
@@ -214,6 +319,9 @@ def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | Service
             results[index] = PermissionDenied(
                 "Only support staff may send SYSTEM messages.", code="system_message_forbidden"
             )
+            continue
+        if request.message_type == MessageType.NOTE and not request.sender.is_admin:
+            results[index] = PermissionDenied("Only support staff may write internal notes.", code="note_forbidden")
             continue
         if request.metadata and not json_is_safe(request.metadata):
             # Transports validate this already (chatservice.validation); a caller that skipped it must not
@@ -229,13 +337,20 @@ def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | Service
             continue
         pending.append(index)
     if not pending:
-        return results, []  # type: ignore[return-value]
+        return results, [], NO_ROUTING  # type: ignore[return-value]
 
     @retry_transient
     def store_pending() -> Appended:
         with atomic():
             _join_staff([requests[i] for i in pending])
-            return _append([requests[i] for i in pending])
+            appended = _append([requests[i] for i in pending])
+            reopened = _reopen_for_donors([requests[i] for i in pending], appended)
+            if reopened:
+                appended = _merge_retry(appended, [requests[i] for i in pending], reopened)
+            inbox = inbox_events.message_publications([r for r in appended.results if isinstance(r, Message)])
+            return dataclasses.replace(
+                appended, publications=appended.publications + inbox, reopened=frozenset(reopened)
+            )
 
     try:
         appended = store_pending()
@@ -245,21 +360,69 @@ def messages_store(requests: Sequence[SendRequest]) -> tuple[list[Sent | Service
         # A key sent twice in this batch, or by another worker at the same moment: one by one, the
         # unique index decides and the retries find the original.
         events = []
+        reopened: set[str] = set()
+        queued: set[str] = set()
         for index in pending:
-            (results[index],), more = messages_store([requests[index]])
+            (results[index],), more, routing = messages_store([requests[index]])
             events += more
-        return results, events  # type: ignore[return-value]
+            reopened |= routing.reopened
+            queued |= routing.queued
+        return results, events, Routing(frozenset(reopened), frozenset(queued))  # type: ignore[return-value]
     for index, result in zip(pending, appended.results, strict=True):
         results[index] = (
             result if isinstance(result, ServiceError) else Sent(result, True, appended.payloads[result.id])
         )
-    return results, appended.publications  # type: ignore[return-value]
+    publications = list(appended.publications)
+    changed = appended.clock_changed - appended.reopened
+    if changed:  # waitingSince, firstResponseAt or a snooze moved: inboxes see the conversation change
+        publications += inbox_events.conversation_publications(changed, "conversation_updated")
+    return results, publications, Routing(appended.reopened, appended.queued)  # type: ignore[return-value]
+
+
+def _reopen_for_donors(requests: Sequence[SendRequest], appended: Appended) -> set[str]:
+    """A donor writing in a CLOSED conversation reopens it (an ARCHIVED one stays read-only): the change is
+    recorded like any status change, before their message. Runs in the storing transaction."""
+    from conversations.services import reopen_by_donor
+
+    wanted = {
+        r.conversation_id
+        for r, result in zip(requests, appended.results, strict=True)
+        if isinstance(result, ConversationClosed) and r.conversation_id in appended.closed and not r.sender.is_admin
+    }
+    reopened = set()
+    for conversation_id in sorted(wanted):
+        donor = next(r.sender for r in requests if r.conversation_id == conversation_id and not r.sender.is_admin)
+        if reopen_by_donor(conversation_id=conversation_id, donor=donor):
+            reopened.add(conversation_id)
+    return reopened
+
+
+def _merge_retry(first: Appended, requests: Sequence[SendRequest], reopened: set[str]) -> Appended:
+    """Store again the items refused because their conversation was closed, now that it is open."""
+    indexes = [
+        i
+        for i, (r, result) in enumerate(zip(requests, first.results, strict=True))
+        if r.conversation_id in reopened and isinstance(result, ConversationClosed)
+    ]
+    second = _append([requests[i] for i in indexes])
+    results = list(first.results)
+    for index, result in zip(indexes, second.results, strict=True):
+        results[index] = result
+    return Appended(
+        results,
+        {**first.payloads, **second.payloads},
+        first.publications + second.publications,
+        first.closed - reopened,
+        first.queued | second.queued,
+        first.clock_changed | second.clock_changed | reopened,
+    )
 
 
 def messages_send(requests: Sequence[SendRequest]) -> list[Sent | ServiceError]:
     """Store messages (see `messages_store`) and announce them to the conversations' sockets."""
-    results, events = messages_store(requests)
+    results, events, routing = messages_store(requests)
     publish_on_commit(events)
+    routing.run()
     return results
 
 

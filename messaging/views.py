@@ -50,6 +50,7 @@ class MessageViewSet(viewsets.GenericViewSet):
                 limit=query.validated_data.get("limit", selectors.DEFAULT_PAGE_SIZE),
                 before=query.validated_data.get("before"),
                 after=query.validated_data.get("after"),
+                viewer=request.user,
             )
         except selectors.InvalidCursor:
             # A cursor is a message id, well formed (the serializer checked); one that names no message of
@@ -75,7 +76,7 @@ class MessageViewSet(viewsets.GenericViewSet):
                 UNSAFE_ERRORS,
                 METADATA_ERRORS,
                 ("required", "blank", "not_a_string", "content_too_long", "max_length", "invalid_choice"),
-                ("file_metadata_required", "system_message_forbidden", "not_found"),
+                ("file_metadata_required", "system_message_forbidden", "note_forbidden", "not_found"),
                 ("conversation_closed", "idempotency_key_reused"),
             ),
         },

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from opentelemetry.trace import Span
 
 from chatservice.errors import ServiceError
-from messaging.services import Publication, SendRequest, Sent, messages_store
+from messaging.services import NO_ROUTING, Publication, Routing, SendRequest, Sent, messages_store
 from realtime import tracing
 from realtime.broadcast import publish_all_now
 from realtime.dbpool import db
@@ -60,7 +60,7 @@ class SendBatcher:
             batch, self.queue = self.queue[:MAX_SEND_BATCH], self.queue[MAX_SEND_BATCH:]
             spans = [pending.span for pending in batch]
             with tracing.storing(spans):
-                results, publications = await self._store([pending.request for pending in batch])
+                results, publications, routing = await self._store([pending.request for pending in batch])
             for pending, result in zip(batch, results, strict=True):
                 if isinstance(result, ServiceError):
                     tracing.frame_refused(pending.span, result.code)
@@ -73,25 +73,30 @@ class SendBatcher:
             # The fan-out belongs to the frame that opened the batch (the store span links the others).
             with tracing.active(next((span for span in spans if span is not None), None)):
                 await publish_all_now(publications)
+            if routing is not NO_ROUTING:
+                await db(routing.run)()
             for span in spans:
                 tracing.end(span)
 
-    async def _store(self, requests: list[SendRequest]) -> tuple[list[SendResult], list[Publication]]:
+    async def _store(self, requests: list[SendRequest]) -> tuple[list[SendResult], list[Publication], Routing]:
         try:
-            results, publications = await db(messages_store)(requests)
-            return list(results), publications
+            results, publications, routing = await db(messages_store)(requests)
+            return list(results), publications, routing
         except Exception as exc:
             if len(requests) == 1:
                 logger.warning("storing a message failed: %s", exc, exc_info=True)
-                return [exc], []
+                return [exc], [], NO_ROUTING
             logger.warning("storing a batch of %d failed (%s); storing them one by one", len(requests), exc)
         results: list[SendResult] = []
         publications: list[Publication] = []
+        reopened: frozenset[str] = frozenset()
+        queued: frozenset[str] = frozenset()
         for request in requests:
-            (result,), more = await self._store([request])
+            (result,), more, routing = await self._store([request])
             results.append(result)
             publications += more
-        return results, publications
+            reopened, queued = reopened | routing.reopened, queued | routing.queued
+        return results, publications, Routing(reopened, queued) if reopened or queued else NO_ROUTING
 
 
 send_batcher = per_loop(SendBatcher)

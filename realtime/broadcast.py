@@ -58,13 +58,13 @@ def _slots() -> asyncio.Semaphore:
 SERIALIZATION_ERRORS = (TypeError, ValueError, OverflowError)
 
 
-async def publish_now(conversation_id: str, event: Mapping[str, Any]) -> None:
-    """Publish at once, from async code. Never raises: see the module docstring."""
+async def publish_now(group: str, event: Mapping[str, Any]) -> None:
+    """Publish to a group (conversation_group(id), or an inbox group) at once, from async code. Never
+    raises: see the module docstring."""
     layer = get_channel_layer()
     if layer is None:
         return
     message = {**event, PUBLISHED_AT: time.time()}
-    group = conversation_group(conversation_id)
     with tracing.publishing(group, message):
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
@@ -75,21 +75,21 @@ async def publish_now(conversation_id: str, event: Mapping[str, Any]) -> None:
                 if _is_batch(event):
                     # One message the layer cannot carry must not hold back the others stored with it.
                     logger.warning(
-                        "event for conversation %s not serialisable (%s); publishing its messages one by one",
-                        conversation_id,
+                        "event for group %s not serialisable (%s); publishing its messages one by one",
+                        group,
                         exc,
                         exc_info=True,
                     )
                     for item in event["messages"]:
-                        await publish_now(conversation_id, events.messages_event([item]))
+                        await publish_now(group, events.messages_event([item]))
                     return
                 metrics.layer_dropped("publish_failed")
-                logger.warning("publish to conversation %s failed: %s", conversation_id, exc, exc_info=True)
+                logger.warning("publish to group %s failed: %s", group, exc, exc_info=True)
                 return
             except Exception as exc:  # the write already succeeded; receivers recover it from the database
                 if attempt == PUBLISH_ATTEMPTS:
                     metrics.layer_dropped("publish_failed")
-                    logger.warning("publish to conversation %s failed: %s", conversation_id, exc, exc_info=True)
+                    logger.warning("publish to group %s failed: %s", group, exc, exc_info=True)
 
 
 def _is_batch(event: Mapping[str, Any]) -> bool:
@@ -97,20 +97,26 @@ def _is_batch(event: Mapping[str, Any]) -> bool:
 
 
 async def publish_all_now(pairs: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-    """Publish (conversation id, event) pairs concurrently, from async code. Never raises."""
-    await asyncio.gather(*(publish_now(conversation_id, event) for conversation_id, event in pairs))
+    """Publish (group, event) pairs concurrently, from async code. Never raises."""
+    await asyncio.gather(*(publish_now(group, event) for group, event in pairs))
 
 
 async def typing_changed(conversation_id: str, typist: Principal, typing: bool) -> None:
     """Tell the conversation's other users that `typist` started or stopped typing (never stored)."""
     frame = events.typing_frame(typist.user_id, typing)
-    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=typist.user_id, skip_role=typist.role))
+    await publish_now(
+        conversation_group(conversation_id),
+        events.frame_event(frame, skip_user_id=typist.user_id, skip_role=typist.role),
+    )
 
 
 async def presence_changed(conversation_id: str, person: Principal, joined: bool) -> None:
     """Tell the conversation's other users that `person` came (first socket) or left (last socket)."""
     frame = events.presence_frame(person.user_id, person.role, joined=joined)
-    await publish_now(conversation_id, events.frame_event(frame, skip_user_id=person.user_id, skip_role=person.role))
+    await publish_now(
+        conversation_group(conversation_id),
+        events.frame_event(frame, skip_user_id=person.user_id, skip_role=person.role),
+    )
 
 
 def _publish_from_sync(pairs: list[tuple[str, Mapping[str, Any]]]) -> None:
@@ -119,6 +125,6 @@ def _publish_from_sync(pairs: list[tuple[str, Mapping[str, Any]]]) -> None:
 
 
 def publish_on_commit(pairs: list[tuple[str, Mapping[str, Any]]]) -> None:
-    """Publish (conversation id, event) pairs when the current transaction commits (at once outside
+    """Publish (group, event) pairs when the current transaction commits (at once outside
     one), from sync code."""
     transaction.on_commit(partial(_publish_from_sync, pairs))

@@ -39,8 +39,10 @@ from chatservice.errors import ServiceError
 from conversations import selectors as conversation_selectors
 from conversations import services as conversation_services
 from conversations.models import Conversation
+from desk.services import agents_seen
 from messaging import selectors as message_selectors
 from messaging.services import SendRequest, Sent
+from messaging.visibility import payload_visible
 from realtime import auth, broadcast, events, frames, presence, tracing
 from realtime.batcher import SendResult, send_batcher
 from realtime.dbpool import db
@@ -75,12 +77,13 @@ def _error(code: str, message: str) -> events.ErrorFrame:
     return events.error_frame(code, message)
 
 
-def _position(conversation_id: str, last_message_id: str | None) -> tuple[int, int | None]:
-    """(the conversation's last_seq now, the seq of last_message_id or None if it is not one of its)."""
+def _position(conversation_id: str, last_message_id: str | None, viewer: Principal) -> tuple[int, int | None]:
+    """(the conversation's last_seq now, the seq of last_message_id or None if it is not one of its that
+    the viewer may see: a donor cannot resume from a note)."""
     last_seq = conversation_selectors.last_seq(conversation_id)
     if not last_message_id:
         return last_seq, None
-    return last_seq, message_selectors.message_seq(conversation_id, last_message_id)
+    return last_seq, message_selectors.message_seq(conversation_id, last_message_id, viewer)
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -156,7 +159,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(broadcast.conversation_group(self.conversation_id), self.channel_name)
         self._owed.append("group")
         last_message_id = self._query_param("lastMessageId")
-        last_seq, resume_from = await db(_position)(self.conversation_id, last_message_id)
+        last_seq, resume_from = await db(_position)(self.conversation_id, last_message_id, principal)
         self.cursor = DeliveryCursor(
             delivered=last_seq if resume_from is None else resume_from,
             known=last_seq,
@@ -183,6 +186,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self._fill_if_wanted()
         self._owed.append("presence")
         await presence.socket_joined(self.conversation_id, principal, self.channel_name, announce=newly_staff)
+        if principal.is_admin:
+            await db(agents_seen)([principal.user_id])
 
     async def _refuse(self, code: int) -> None:
         logger.info("websocket refused", extra={**self._log_fields(), "close_code": code})
@@ -379,6 +384,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def chat_frame(self, event: events.FrameEvent) -> None:
         if event.get("skipUserId") == self.principal.user_id and event.get("skipRole") == self.principal.role:
             return  # the person's own typing or presence, on another of their tabs
+        if event.get("staffOnly") and not self.principal.is_admin:
+            return  # about a note (a read receipt naming one)
         with tracing.delivering(event, self.trace):
             self._push(event["frame"])
 
@@ -415,6 +422,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         """Others' messages, as the cursor released them; those that came live carry their event's
         publish time (a fan-out latency sample), those read from the database None."""
         for payload, published_at in deliveries:
+            if not payload_visible(payload, self.principal.role):
+                continue  # a note: the cursor has moved past its number, the donor never sees it
             self._push(events.message_frame(payload, own_send=False))
             if published_at is not None:
                 metrics.fanout_delivered(published_at)

@@ -278,9 +278,17 @@ class PresenceRefresher:
 
     async def refresh(self) -> None:
         presence, layer = get_presence(), get_channel_layer()
+        staff: set[str] = set()
         for socket in self.registry.all():
             await presence.refresh(socket.conversation_id, socket.principal, socket.channel_name)
             await layer.group_add(broadcast.conversation_group(socket.conversation_id), socket.channel_name)
+            if socket.principal.is_admin:
+                staff.add(socket.principal.user_id)
+        if staff:  # an agent with a staff socket open is not away (desk.assignment.mark_away)
+            from desk.services import agents_seen
+            from realtime.dbpool import db
+
+            await db(agents_seen)(sorted(staff))
 
 
 def presence_refresh_job(registry: SocketRegistry) -> PeriodicJob:

@@ -30,6 +30,7 @@ that name (an autouse helper of its own acts on any test that requests it).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -151,4 +152,15 @@ def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+DOCS = BASE_DIR / "docs" / "screenshots"
+
+
+def document(page: Page, name: str) -> Path:
+    """A screenshot the README shows: saved as a test artifact and copied to docs/screenshots/."""
+    DOCS.mkdir(parents=True, exist_ok=True)
+    path = DOCS / f"{name}.png"
+    shutil.copy(screenshot(page, name), path)
     return path

@@ -88,7 +88,10 @@ def fresh_cache() -> Iterator[None]:
     """The in-process cache holds admin login attempts (django-axes): each test starts with none."""
     from django.core.cache import cache
 
+    from desk.names import forget_staff_name
+
     cache.clear()
+    forget_staff_name()  # staff display names, kept per process
     yield
 
 

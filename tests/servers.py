@@ -104,7 +104,8 @@ def daphne(env: Mapping[str, str], *, expect_healthy: bool = True, flags: tuple[
     finally:
         terminate(process)
         log.close()
-        os.unlink(log.name)
+        if not os.environ.get("KEEP_DAPHNE_LOGS"):
+            os.unlink(log.name)
 
 
 def start_daphne(env: Mapping[str, str], port: int, log: IO[bytes], flags: tuple[str, ...] = ()) -> subprocess.Popen:

@@ -29,7 +29,11 @@ CHANGELIST = "/admin/conversations/conversation/"
 
 def staff_client(username: str) -> Client:
     client = Client()
-    client.force_login(User.objects.create_user(username, password="pw-123456", is_staff=True, is_superuser=True))
+    client.force_login(
+        User.objects.create_user(
+            username, password="pw-123456", is_staff=True, is_superuser=True, first_name=username.capitalize()
+        )
+    )
     return client
 
 
@@ -61,22 +65,24 @@ def test_inbox_shows_latest_message_escaped_and_unread_per_viewing_staff_member(
 
     page = maria.get(CHANGELIST)
     html = page.content.decode()
-    assert cell(html, conversation.pk, "title").endswith("Refund</a>")
+    assert cell(html, conversation.pk, "title").endswith("Refund · u1</a>")  # the subject and the donor
     assert cell(html, conversation.pk, "status") == "Active"
-    assert cell(html, conversation.pk, "donor") == "u1"
-    assert cell(html, conversation.pk, "assigned_admins") == "staff:maria"
-    assert cell(html, conversation.pk, "unread") == "<strong>2</strong>"  # the two after her watermark
+    assert cell(html, conversation.pk, "assigned_admins") == "Maria"  # display names
+    # the two after her watermark, and how long the donor has waited for an answer
+    assert cell(html, conversation.pk, "unread").startswith("<strong>2</strong> waiting")
     preview = cell(html, conversation.pk, "last_message")
     assert preview.startswith("u1: &lt;b&gt;bold&lt;/b&gt; xxx") and preview.endswith("…")
     assert len(preview.replace("&lt;", "<").replace("&gt;", ">")) == len("u1: ") + 80
     assert "<b>bold</b>" not in html
-    assert cell(html, conversation.pk, "last_message_at") != "-"
+    assert cell(html, conversation.pk, "activity") != "-"
 
-    # john does not take part: no watermark, so no count (as the API's null unreadCount)
-    assert cell(john.get(CHANGELIST).content.decode(), conversation.pk, "unread") == "—"
-    # maria reads: her count drops to 0, john's stays "—"
+    # john does not take part: no count of his, but the donor waiting for an answer shows
+    assert cell(john.get(CHANGELIST).content.decode(), conversation.pk, "unread").startswith("waiting")
+    # maria reads and answers: nothing to do
     services.participant_mark_read(conversation=conversation, reader=MARIA)
+    send(conversation, "answered", sender=MARIA)
     assert cell(maria.get(CHANGELIST).content.decode(), conversation.pk, "unread") == "0"
+    assert cell(john.get(CHANGELIST).content.decode(), conversation.pk, "unread") == "—"
 
 
 def test_inbox_lists_newest_activity_first_and_empty_conversations_have_no_preview(maria, conversation, donor):
@@ -137,7 +143,7 @@ def test_assign_to_another_staff_member_records_a_system_message(
     assert (notice.message_type, notice.sender_id, notice.content) == (
         "SYSTEM",
         "staff:maria",
-        "staff:john was assigned by staff:maria",
+        "John was assigned by Maria",  # display names (first names), never usernames
     )
     # announced to the conversation's sockets once committed
     assert notice.pk in repr([callback.args for callback in callbacks if hasattr(callback, "args")])
@@ -186,7 +192,7 @@ def test_close_and_reopen_through_the_standard_action_flow(maria, conversation, 
     assert response.status_code == 302 and response["Location"] == CHANGELIST  # no confirmation page
     assert Conversation.objects.get(pk=conversation.pk).status == "CLOSED"
     closed = Message.objects.get(conversation=conversation)
-    assert closed.content == "Conversation closed by staff:maria" and closed.metadata["status"] == "CLOSED"
+    assert closed.content == "Conversation closed by Maria" and closed.metadata["status"] == "CLOSED"
     assert closed.pk in repr([callback.args for callback in callbacks if hasattr(callback, "args")])
 
     response = maria.post(CHANGELIST, {"action": "reopen", "index": "0", "_selected_action": [conversation.pk]})
@@ -195,38 +201,42 @@ def test_close_and_reopen_through_the_standard_action_flow(maria, conversation, 
     assert list(
         Message.objects.filter(conversation=conversation).order_by("seq").values_list("content", flat=True)
     ) == [
-        "Conversation closed by staff:maria",
-        "Conversation active by staff:maria",
+        "Conversation closed by Maria",
+        "Conversation reopened by Maria",
     ]
     assert maria.get(CHANGELIST + "?status__exact=ACTIVE").context["cl"].result_count == 1
 
 
-def test_change_page_renders_the_live_thread_escaped(maria, conversation):
+def test_a_conversation_page_opens_it_in_the_workspace(maria, conversation):
+    response = maria.get(f"{CHANGELIST}{conversation.pk}/change/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/desk/?c={conversation.pk}"
+    # the admin's own links escape the key ("_" is "_5F"): the workspace still gets the id
+    escaped = maria.get(f"{CHANGELIST}{conversation.pk.replace('_', '_5F')}/change/")
+    assert escaped["Location"] == f"/admin/desk/?c={conversation.pk}"
+
+
+def test_the_workspace_page_carries_no_token_and_escapes_nothing_into_html(maria, conversation):
     send(conversation, "<img src=x onerror=alert(1)> & more")
-    reply = send(conversation, "on it", sender=ADMIN)
-    page = maria.get(f"{CHANGELIST}{conversation.pk}/change/")
+    page = maria.get(f"/admin/desk/?c={conversation.pk}")
     assert page.status_code == 200
     html = page.content.decode()
-    assert f'<section id="live-thread" class="console" data-conversation-id="{conversation.pk}"' in html
-    assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in html
-    assert "<img src=x" not in html
-    assert '<label for="console-reply">Reply</label>' in html and '<textarea id="console-reply"' in html
-    assert "/static/conversations/console.js" in html and "/static/conversations/console.css" in html
-    config = json.loads(re.search(r'<script id="console-config" type="application/json">(.*?)</script>', html).group(1))
-    assert config == {
-        "conversationId": conversation.pk,
-        "userId": "staff:maria",
-        "wsPath": f"/ws/conversations/{conversation.pk}",
-        "lastMessageId": reply.pk,
-        "readSeqs": {"u1": 1, "agent1": 2},  # each sender has read up to their own message
-    }
-    # the reply box is outside the change form: saving the form never posts it
-    form = re.search(r'<form [^>]*id="conversation_form".*?</form>', html, re.S).group(0)
-    assert "console-reply" not in form
+    assert "<img src=x" not in html  # messages are loaded by workspace.js and shown as text
+    assert "/static/desk/workspace.js" in html and "/static/desk/workspace.css" in html
+    config = json.loads(re.search(r'<script id="desk-config" type="application/json">(.*?)</script>', html).group(1))
+    assert config["userId"] == "staff:maria" and config["initial"] == conversation.pk
+    assert config["inboxPath"] == "/ws/inbox"
+    assert not {key for key in config if key.lower().endswith("token")} - {"csrfToken"}  # no bearer token
 
 
-def test_console_assets_are_served_from_the_app():
-    assert finders.find("conversations/console.js") and finders.find("conversations/console.css")
+def test_workspace_assets_are_served_from_the_app():
+    assert finders.find("desk/workspace.js") and finders.find("desk/workspace.css")
+
+
+def test_the_workspace_requires_staff(conversation):
+    client = Client()
+    client.force_login(User.objects.create_user("bob", password="pw-123456"))
+    assert client.get("/admin/desk/").status_code == 302  # to the admin login
 
 
 def test_change_page_requires_staff(conversation):

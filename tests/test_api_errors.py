@@ -46,9 +46,7 @@ def form(request: HttpRequest) -> HttpResponse:
 TEST_VIEWS = {"crash": crash, "forbidden": forbidden, "echo-body": echo_body, "form": form}
 # Under the API, in admin and on the donor page (before the project's own patterns, which would answer first).
 urlpatterns = [
-    path(f"{prefix}/test-{name}", view)
-    for prefix in ("api", "admin", "chat")
-    for name, view in TEST_VIEWS.items()
+    path(f"{prefix}/test-{name}", view) for prefix in ("api", "admin", "chat") for name, view in TEST_VIEWS.items()
 ] + project_urls.urlpatterns
 handler400 = getattr(project_urls, "handler400", None)
 handler403 = getattr(project_urls, "handler403", None)

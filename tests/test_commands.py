@@ -86,7 +86,9 @@ def test_close_inactive_dry_run_changes_nothing_and_lists_what_it_would_close(id
     before = database()
     output = run("close_inactive_conversations", "--days", "30", "--dry-run", "--verbosity", "2")
     assert database() == before
-    assert [m.content for m in system_messages()] == ["Conversation closed by agent1"]  # the fixture's own
+    assert [m.content for m in system_messages()] == [
+        "Conversation closed by Support"
+    ]  # the fixture's own (display name)
     *listed, summary = output.splitlines()
     idle = Conversation.objects.filter(pk__in=[idle_and_busy["idle1"].pk, idle_and_busy["idle2"].pk])
     assert sorted(listed) == sorted(
@@ -111,13 +113,15 @@ def test_close_inactive_closes_through_the_service_as_the_system_actor(idle_and_
     for message in closures:
         assert (message.sender_role, message.content) == (
             "ADMIN",
-            "Conversation closed by system (no activity for 30 days)",
+            "Conversation closed by CareForAll support (no activity for 30 days)",
         )
         assert message.metadata == {
             "event": "status_changed",
             "status": "CLOSED",
             "reason": "inactive",
             "inactiveDays": 30,
+            "actorName": "CareForAll support",
+            "reasonText": "no activity for 30 days",
         }
         fresh = Conversation.objects.get(pk=message.conversation_id)
         assert message.seq == fresh.last_seq  # appended as the latest message
@@ -179,13 +183,15 @@ def test_archive_closed_archives_only_closed_conversations_untouched_for_long_en
     assert (archived.conversation_id, archived.sender_id, archived.content) == (
         idle_and_busy["closed"].pk,
         "system",
-        "Conversation archived by system (closed, no activity for 30 days)",
+        "Conversation archived by CareForAll support (closed, no activity for 30 days)",
     )
     assert archived.metadata == {
         "event": "status_changed",
         "status": "ARCHIVED",
         "reason": "inactive",
         "inactiveDays": 30,
+        "actorName": "CareForAll support",
+        "reasonText": "closed, no activity for 30 days",
     }
     assert output.splitlines()[0] == "archived 1/1"
     assert output.splitlines()[1].startswith("Archived 1 of 1 CLOSED conversation(s)")
@@ -222,18 +228,21 @@ async def test_connected_sockets_receive_the_closure(make_token):
     await sync_to_async(run)("close_inactive_conversations", "--days", "30")
     frame = json.loads(await communicator.receive_from(timeout=RECEIVE_TIMEOUT_S))
     assert frame["type"] == "system", frame
-    assert frame["message"] == "Conversation closed by system (no activity for 30 days)"
+    assert frame["message"] == "Conversation closed by CareForAll support (no activity for 30 days)"
     assert (frame["conversationId"], frame["senderId"], frame["senderRole"]) == (conversation.pk, "system", "ADMIN")
     assert frame["metadata"] == {
         "event": "status_changed",
         "status": "CLOSED",
         "reason": "inactive",
         "inactiveDays": 30,
+        "actorName": "CareForAll support",
+        "reasonText": "no activity for 30 days",
     }
-    # And the socket now refuses to send, like after any close.
+    # And the donor writing again reopens it, like after any close (staff would be refused).
     await communicator.send_to(text_data=json.dumps({"type": "message", "content": "hello?"}))
-    refused = json.loads(await communicator.receive_from(timeout=RECEIVE_TIMEOUT_S))
-    assert (refused["type"], refused["code"]) == ("error", "conversation_closed")
+    frames = [json.loads(await communicator.receive_from(timeout=RECEIVE_TIMEOUT_S)) for _ in range(2)]
+    assert sorted(f["type"] for f in frames) == ["message_sent", "system"]
+    assert next(f for f in frames if f["type"] == "system")["message"] == "Conversation reopened by u1"
     await communicator.disconnect()
 
 
@@ -276,6 +285,10 @@ def history(db) -> dict[str, Conversation]:
     return {"own": own, "shared": shared, "alone": alone, "untouched": untouched}
 
 
+def assigned_notice(admin_id: str, name: str) -> dict:
+    return {"event": "assigned", "adminId": admin_id, "adminName": name, "actorName": name, "how": "self"}
+
+
 def assert_no_trace(user_id: str) -> None:
     for model, rows in database().items():
         assert user_id not in repr(rows), model
@@ -314,7 +327,8 @@ def test_erase_donor_anonymizes_in_place_and_leaves_no_trace(history):
     run("erase_user", "--user", DONOR.user_id, "--role", "USER")
 
     assert_no_trace(DONOR.user_id)
-    for personal in ("Jane", "4242", "555-0100", "jane.pdf", "worried"):  # what they wrote, about themselves
+    # What they wrote, about themselves (the card as its words: bare digits also turn up in ids and times).
+    for personal in ("Jane", "ending 4242", "555-0100", "jane.pdf", "worried"):
         assert personal not in repr(database())
     assert_sequences_contiguous()
     assert {c.pk: (c.last_seq, c.status) for c in Conversation.objects.all()} == counts_before
@@ -322,20 +336,20 @@ def test_erase_donor_anonymizes_in_place_and_leaves_no_trace(history):
     assert [(m.sender_id, m.message_type, m.content, m.metadata, m.client_message_id) for m in messages] == [
         (ERASED_USER_ID, "TEXT", ERASED_CONTENT, {}, None),
         (ERASED_USER_ID, "TEXT", ERASED_CONTENT, {}, None),  # was a FILE: its url and name are gone
-        ("agent1", "SYSTEM", "agent1 joined the conversation", {"event": "assigned", "adminId": "agent1"}, None),
+        ("agent1", "SYSTEM", "Support joined the conversation", assigned_notice("agent1", "Support"), None),
         ("agent1", "TEXT", "How can I help?", {}, None),
         (
             STAFF.user_id,
             "SYSTEM",
-            "agent-erase-me joined the conversation",
-            {"event": "assigned", "adminId": STAFF.user_id},
+            "Support joined the conversation",
+            assigned_notice(STAFF.user_id, "Support"),
             None,
         ),
         (
             ERASED_USER_ID,
             "SYSTEM",
             "Conversation closed by erased-user",
-            {"event": "status_changed", "status": "CLOSED"},
+            {"event": "status_changed", "status": "CLOSED", "actorName": ERASED_USER_ID},
             None,
         ),
     ]
@@ -373,9 +387,9 @@ def test_erase_staff_member_rewrites_notices_and_keeps_admin_count(history):
         .values_list("conversation_id", "content")
     )
     assert notices == {
-        history["own"].pk: "erased-user joined the conversation",
-        history["shared"].pk: "erased-user was assigned by agent1",
-        history["alone"].pk: "erased-user joined the conversation",
+        history["own"].pk: "A former agent joined the conversation",
+        history["shared"].pk: "A former agent was assigned by Support",
+        history["alone"].pk: "A former agent joined the conversation",
     }
     admin_counts = dict(Conversation.objects.values_list("id", "admin_count"))
     assert (admin_counts[history["own"].pk], admin_counts[history["shared"].pk]) == (1, 1)
@@ -449,6 +463,8 @@ def test_chat_stats_text_and_json(db):
         "Messages: 0",
         "Unassigned ACTIVE conversations: 0",
         "Oldest unassigned: none",
+        "First response: none yet",
+        "Resolution: none yet",
     ]
     assert json.loads(run("chat_stats", "--json"))["oldestUnassigned"] is None
 
@@ -472,6 +488,8 @@ def test_chat_stats_text_and_json(db):
         "Unassigned ACTIVE conversations: 2",
     ]
     assert text[3].startswith(f"Oldest unassigned: {waiting_long.pk}, opened 2d 3h ago (")
+    assert text[4] == "First response: none yet"
+    assert text[5] == "Resolution: p50 3d 3h, p90 3d 3h, p99 3d 3h (over 1 conversations)"  # created 3d 3h before
 
     stats = json.loads(run("chat_stats", "--json"))
     age = stats["oldestUnassigned"].pop("ageSeconds")
@@ -479,12 +497,28 @@ def test_chat_stats_text_and_json(db):
         "conversations": {"total": 5, "byStatus": {"ACTIVE": 3, "CLOSED": 1, "ARCHIVED": 1}},
         "messages": 5,
         "unassignedActive": 2,
+        "firstResponseSeconds": {"count": 0},
+        "resolutionSeconds": stats["resolutionSeconds"],
         "oldestUnassigned": {
             "conversationId": waiting_long.pk,
             "createdAt": opened.isoformat().replace("+00:00", "Z"),
         },
     }
     assert timedelta(days=2, hours=3, minutes=10).total_seconds() <= age < timedelta(days=2, hours=4).total_seconds()
+    resolution = stats["resolutionSeconds"]
+    assert resolution["count"] == 1 and resolution["p50"] == resolution["p99"]
+    assert timedelta(days=3, hours=3).total_seconds() <= resolution["p50"] < timedelta(days=3, hours=4).total_seconds()
+    # a staff reply after the donor's message is a first response
+    send(waiting, "answer", sender=ADMIN)
+    Conversation.objects.filter(pk=waiting.pk).update(
+        first_response_at=Conversation.objects.get(pk=waiting.pk).created_at + timedelta(minutes=5)
+    )
+    assert json.loads(run("chat_stats", "--json"))["firstResponseSeconds"] == {
+        "count": 1,
+        "p50": 300,
+        "p90": 300,
+        "p99": 300,
+    }
 
 
 # ---- check_dependencies ----------------------------------------------------------------------------

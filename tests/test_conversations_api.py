@@ -34,13 +34,26 @@ def test_create_returns_the_seed_shape_and_makes_the_creator_a_user_participant(
         "updatedAt",
         "lastMessageAt",
         "unreadCount",
+        # the support desk's additions (a donor does not see labels, priority or snoozedUntil)
+        "firstResponseAt",
+        "waitingSince",
+        "lastMessage",
     }
     assert body["conversationId"].startswith("conv_")
     assert body["createdBy"] == "u1"
     assert body["status"] == "ACTIVE"
     assert body["subject"] == "Receipt missing"
     assert body["metadata"] == {"donationId": "d-1"}
-    assert body["participants"] == [{"userId": "u1", "role": "USER", "joinedAt": body["createdAt"], "lastReadAt": None}]
+    assert body["participants"] == [
+        {
+            "userId": "u1",
+            "role": "USER",
+            "displayName": "u1",
+            "assigned": False,
+            "joinedAt": body["createdAt"],
+            "lastReadAt": None,
+        }
+    ]
     assert body["unreadCount"] == 0
     assert Conversation.objects.get(pk=body["conversationId"]).created_by == "u1"
 
@@ -186,7 +199,7 @@ def test_status_change_records_a_system_message(agent, conversation):
     assert (message.message_type, message.sender_id, message.metadata) == (
         "SYSTEM",
         "agent1",
-        {"event": "status_changed", "status": "CLOSED"},
+        {"event": "status_changed", "status": "CLOSED", "actorName": "Support"},
     )
     agent.put(url(conversation), {"status": "CLOSED", "subject": "same status"}, format="json")
     assert Message.objects.filter(conversation=conversation).count() == 1  # no change, no message
@@ -220,13 +233,13 @@ def test_assign_defaults_to_caller_is_idempotent_and_records_one_system_message(
     assert again.status_code == 200
     assert Participant.objects.filter(conversation=conversation, user_id="agent1").count() == 1
     system = Message.objects.filter(conversation=conversation, message_type="SYSTEM")
-    assert [m.content for m in system] == ["agent1 joined the conversation"]
+    assert [m.content for m in system] == ["Support joined the conversation"]  # a display name, not the id
 
 
 def test_assign_another_admin(agent, conversation):
     response = agent.post(url(conversation, "/assign"), {"adminId": "agent7"}, format="json")
     assert [p["userId"] for p in response.json()["participants"]] == ["u1", "agent7"]
-    assert Message.objects.get(conversation=conversation).content == "agent7 was assigned by agent1"
+    assert Message.objects.get(conversation=conversation).content == "Support was assigned by Support"
 
 
 def test_assign_is_admin_only_even_for_participants(donor, stranger, conversation):

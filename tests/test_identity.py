@@ -143,7 +143,7 @@ def test_linking_makes_console_and_token_one_identity_and_moves_the_history(caro
     assert [c["conversationId"] for c in maria.get("/api/conversations?assigned=me").json()["results"]] == [carols.pk]
     assert Message.objects.filter(sender_id="agent-m", content="from the console").exists()
     notice = Message.objects.get(conversation=carols, metadata__event="assigned", metadata__adminId="agent-m")
-    assert notice.content == "agent-m joined the conversation"
+    assert notice.content == "Support joined the conversation"  # a display name: no id to move
     assert not Participant.objects.filter(user_id="staff:maria").exists()
 
     call_command("link_staff_subject", "maria", "--unlink", stdout=StringIO())
@@ -198,7 +198,6 @@ def test_the_migration_moves_console_history_to_the_staff_namespace(db):
     migration.namespace_console_staff(apps, None)
     assert Participant.objects.get(conversation=conversation, role="ADMIN").user_id == "staff:maria"
     assert Message.objects.get(content="hello from the console").sender_id == "staff:maria"
-    assert Message.objects.get(conversation=conversation, message_type="SYSTEM").content == (
-        "staff:maria joined the conversation"
-    )
+    notice = Message.objects.get(conversation=conversation, message_type="SYSTEM")
+    assert (notice.content, notice.metadata["adminId"]) == ("Support joined the conversation", "staff:maria")
     assert Participant.objects.get(conversation=donor_maria).user_id == "maria"  # a donor's id stays

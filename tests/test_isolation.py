@@ -108,7 +108,7 @@ async def test_a_message_that_breaks_its_batch_fails_alone(conversation, make_to
 async def test_the_service_refuses_unsafe_numbers_for_one_message_only(conversation):
     from messaging.services import messages_store
 
-    results, _ = await sync_to_async(messages_store)(
+    results, *_ = await sync_to_async(messages_store)(
         [
             SendRequest(conversation.pk, ADMIN, "fine"),
             SendRequest(conversation.pk, ADMIN, "too big", metadata={"n": 2**63}),
@@ -129,7 +129,7 @@ async def test_an_event_the_layer_cannot_serialise_is_split_so_the_others_go_out
         return {"seq": seq, "payload": payload}  # type: ignore[typeddict-item]
 
     batch = events.messages_event([item(1, {}), item(2, {"n": 2**70}), item(3, {})])
-    await broadcast.publish_now("conv_split", batch)
+    await broadcast.publish_now(broadcast.conversation_group("conv_split"), batch)
     delivered = [await asyncio.wait_for(layer.receive(channel), RECEIVE_TIMEOUT_S) for _ in range(2)]
     assert [event["messages"][0]["seq"] for event in delivered] == [1, 3]
     failures = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "realtime.broadcast"]

@@ -139,7 +139,7 @@ async def test_rest_writes_on_one_worker_reach_sockets_on_the_other(cluster, key
     assert (received["messageId"], received["content"]) == (posted.json()["messageId"], "via REST")
     rest(keys, worker_a, "PUT", f"/api/conversations/{conversation}", "agent-r", "ADMIN", json={"status": "CLOSED"})
     closed = await donor.message("system")
-    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED"}
+    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED", "actorName": "Support"}
     await donor.ws.close()
 
 

@@ -316,13 +316,13 @@ async def test_a_publish_that_fails_after_its_retry_is_a_layer_drop(settings, me
     with redis_server() as redis:
         settings.CHANNEL_LAYERS = redis_layer(redis.url)
         before = await scrape()
-        await broadcast.publish_now("conv_x", {"type": "chat.frame", "frame": {}, "skipUserId": None})
+        await broadcast.publish_now("conv.conv_x", {"type": "chat.frame", "frame": {}, "skipUserId": None})
         assert delta(before, await scrape(), "chat_channel_layer_drops_total", reason="publish_failed") == 0
         redis.stop()
-        await broadcast.publish_now("conv_x", {"type": "chat.frame", "frame": {}, "skipUserId": None})
+        await broadcast.publish_now("conv.conv_x", {"type": "chat.frame", "frame": {}, "skipUserId": None})
         after = await scrape()
     assert delta(before, after, "chat_channel_layer_drops_total", reason="publish_failed") == 1
-    assert "publish to conversation conv_x failed" in caplog.text
+    assert "publish to group conv.conv_x failed" in caplog.text
 
 
 @pytest.mark.asyncio
@@ -336,10 +336,10 @@ async def test_deliveries_redis_refuses_at_capacity_are_layer_drops(settings, me
         for channel in channels:
             await layer.group_add("conv.drop-test", channel)
         before = await scrape()
-        await broadcast.publish_now("drop-test", {"type": "chat.frame", "frame": {}, "skipUserId": None})
+        await broadcast.publish_now("conv.drop-test", {"type": "chat.frame", "frame": {}, "skipUserId": None})
         assert delta(before, await scrape(), "chat_channel_layer_drops_total", reason="over_capacity") == 0
         with caplog.at_level(logging.INFO, logger="channels_redis.core"):
-            await broadcast.publish_now("drop-test", {"type": "chat.frame", "frame": {}, "skipUserId": None})
+            await broadcast.publish_now("conv.drop-test", {"type": "chat.frame", "frame": {}, "skipUserId": None})
         after = await scrape()
         for channel in channels:  # the first event reached every channel, with its publication time
             received = await asyncio.wait_for(layer.receive(channel), FRAME_TIMEOUT_S)

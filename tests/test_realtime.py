@@ -179,6 +179,7 @@ async def test_message_is_acknowledged_to_the_sender_and_received_by_every_other
         "metadata": {},
         "clientMessageId": "c1",
         "createdAt": sent["createdAt"],
+        "senderName": "u1",
     }
     for other in (agent, donor_tab):
         assert await other.receive() == {**sent, "type": "message_received"}
@@ -212,8 +213,14 @@ async def test_rest_writes_reach_sockets(conversation, make_token, client_for):
     assigned = await sync_to_async(agent_api.post)(f"{base}/assign", {}, format="json")
     assert assigned.status_code == 200, assigned.content
     joined = await donor.expect("system")
-    assert joined["message"] == "agent1 joined the conversation"
-    assert joined["metadata"] == {"event": "assigned", "adminId": "agent1"}
+    assert joined["message"] == "Support joined the conversation"  # the display name, never the username
+    assert joined["metadata"] == {
+        "event": "assigned",
+        "adminId": "agent1",
+        "adminName": "Support",
+        "actorName": "Support",
+        "how": "self",
+    }
 
     response = await sync_to_async(agent_api.post)(f"{base}/messages", {"content": "How can I help?"}, format="json")
     received = await donor.expect("message_received")
@@ -228,9 +235,15 @@ async def test_rest_writes_reach_sockets(conversation, make_token, client_for):
 
     await sync_to_async(agent_api.put)(base, {"status": "CLOSED"}, format="json")
     closed = await donor.expect("system")
-    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED"}
-    await donor.send({"type": "message", "content": "still there?"})
-    assert (await donor.expect("error"))["code"] == "conversation_closed"
+    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED", "actorName": "Support"}
+    agent = await connect(conversation.pk, make_token("agent1", "ADMIN"))
+    await donor.expect("user_joined")
+    await agent.send({"type": "message", "content": "one more thing"})
+    assert (await agent.expect("error"))["code"] == "conversation_closed"  # staff must reopen first
+    await donor.send({"type": "message", "content": "still there?"})  # a donor's message reopens it
+    frames = [await donor.receive() for _ in range(2)]
+    assert sorted(f["type"] for f in frames) == ["message_sent", "system"]
+    await agent.close()
     await donor.close()
 
 

@@ -156,6 +156,16 @@ ERROR_STATUSES = {
     ("put", "/api/conversations/{id}/read"): {400, 401, 403, 404, 406, 413, 415, 431},
     ("get", "/api/conversations/{conversation_id}/messages"): {400, 401, 404, 406, 431},
     ("post", "/api/conversations/{conversation_id}/messages"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("post", "/api/conversations/{id}/transfer"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("post", "/api/conversations/{id}/unassign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    # the support desk (staff only: 403 for donors)
+    ("get", "/api/agents"): {400, 401, 403, 406, 431},
+    ("get", "/api/agents/me"): {400, 401, 403, 406, 431},
+    ("put", "/api/agents/me"): {400, 401, 403, 406, 413, 415, 431},
+    ("get", "/api/canned-responses"): {400, 401, 403, 406, 431},
+    ("post", "/api/canned-responses"): {400, 401, 403, 406, 409, 413, 415, 431},
+    ("put", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("delete", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 431},
 }
 
 
@@ -225,9 +235,7 @@ def test_the_schema_and_the_service_agree_on_file_messages(openapi, donor, conve
 
 
 def test_before_and_after_are_documented_as_exclusive(openapi, donor, conversation):
-    parameters = {
-        parameter["name"]: parameter for parameter in openapi["paths"][MESSAGES_PATH]["get"]["parameters"]
-    }
+    parameters = {parameter["name"]: parameter for parameter in openapi["paths"][MESSAGES_PATH]["get"]["parameters"]}
     assert "Not together with `after`" in parameters["before"]["description"]
     assert "Not together with `before`" in parameters["after"]["description"]
     message = send(conversation)

@@ -36,8 +36,12 @@ def test_closed_conversation_refuses_messages_atomically(conversation):
     stale = Conversation.objects.get(pk=conversation.pk)
     stale.status = "ACTIVE"  # a caller holding an outdated copy still cannot write
     with pytest.raises(ConversationClosed):
-        message_send(conversation=stale, sender=USER, content="late")
+        message_send(conversation=stale, sender=ADMIN, content="late")  # staff: a donor would reopen it
     assert list(Message.objects.values_list("message_type", flat=True)) == ["SYSTEM"]
+    services.conversation_update(conversation=conversation, actor=ADMIN, status="ARCHIVED")
+    with pytest.raises(ConversationClosed):
+        message_send(conversation=stale, sender=USER, content="late")  # archived: read-only for everyone
+    assert list(Message.objects.values_list("message_type", flat=True)) == ["SYSTEM", "SYSTEM"]
 
 
 def test_system_messages_need_an_admin(conversation):
@@ -110,6 +114,8 @@ def test_admin_count_follows_admin_participants(conversation):
     services.conversation_assign(conversation=conversation, actor=ADMIN, admin_id="agent1")
     assert count() == 1
     message_send(conversation=conversation, sender=Principal("agent2", "ADMIN"), content="joining by writing")
+    assert count() == 1  # writing makes agent2 a participant, not an assignee
+    services.conversation_assign(conversation=conversation, actor=ADMIN, admin_id="agent2")
     assert count() == 2
     message_send(conversation=conversation, sender=USER, content="donors do not count")
     assert count() == 2
@@ -121,7 +127,7 @@ def test_a_batch_is_stored_in_order_per_conversation_with_per_message_outcomes(c
 
     other = services.conversation_create(creator=Principal("u9", "USER"))
     closed = services.conversation_create(creator=USER)
-    services.conversation_update(conversation=closed, actor=ADMIN, status="CLOSED")
+    services.conversation_update(conversation=closed, actor=ADMIN, status="ARCHIVED")
     donor9 = Principal("u9", "USER")
     batch = [
         SendRequest(conversation.pk, USER, "a1", client_message_id="k1"),

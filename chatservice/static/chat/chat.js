@@ -136,7 +136,8 @@
 
   function senderLabel(data) {
     if (data.senderId === state.me) return "You";
-    if (data.senderRole === "ADMIN" || data.senderRole === "SUPER_ADMIN") return `Support · ${data.senderId}`;
+    // Staff by their display name (never a username; the server never sends one to donors).
+    if (data.senderRole === "ADMIN" || data.senderRole === "SUPER_ADMIN") return data.senderName || "Support";
     return data.senderId;
   }
 

@@ -8,14 +8,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from conversations.selectors import ChatStats, chat_stats
+from conversations.selectors import ChatStats, Durations, chat_stats
 from realtime.events import iso
 
 
 class Command(BaseCommand):
     help = (
         "Print conversations by status, the total number of messages, the unassigned queue (ACTIVE "
-        "conversations no staff member takes part in) and its oldest conversation with its age. "
+        "conversations nobody is assigned to) and its oldest conversation with its age, and the p50, p90 "
+        "and p99 of first-response and resolution times. "
         "--json prints one JSON object (camelCase, like the API) for machines."
     )
 
@@ -34,6 +35,8 @@ def render_json(stats: ChatStats) -> str:
             "conversations": {"total": stats.conversations, "byStatus": stats.by_status},
             "messages": stats.messages,
             "unassignedActive": stats.unassigned_active,
+            "firstResponseSeconds": durations_json(stats.first_response),
+            "resolutionSeconds": durations_json(stats.resolution),
             "oldestUnassigned": oldest
             and {
                 "conversationId": oldest.conversation_id,
@@ -57,8 +60,21 @@ def render_text(stats: ChatStats) -> str:
             if oldest
             else "none"
         ),
+        "First response: " + durations_text(stats.first_response),
+        "Resolution: " + durations_text(stats.resolution),
     ]
     return "\n".join(lines)
+
+
+def durations_json(found: Durations) -> dict[str, Any]:
+    return {"count": found.count, **{f"p{p}": round(found.seconds[p]) for p in found.seconds}}
+
+
+def durations_text(found: Durations) -> str:
+    if not found.count:
+        return "none yet"
+    shown = ", ".join(f"p{p} {format_age(timedelta(seconds=s))}" for p, s in found.seconds.items())
+    return f"{shown} (over {found.count} conversations)"
 
 
 def format_age(delta: timedelta) -> str:
