@@ -178,6 +178,12 @@ def _record_status_change(
         actor_name=_names().principal_name(actor),
         details={**(details or {}), **({"reasonText": reason} if reason else {})},
     )
+    record_notice(conversation=conversation, actor=actor, metadata=metadata)
+
+
+def record_notice(*, conversation: Conversation, actor: Principal, metadata: dict[str, Any]) -> None:
+    """Store a SYSTEM notice by `actor`, its text rendered from its metadata (conversations.notices).
+    Must run in the transaction that made the change it records; sockets get it once committed."""
     message_append(
         conversation=conversation,
         sender_id=actor.user_id,

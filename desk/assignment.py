@@ -27,8 +27,6 @@ from conversations import notices
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from desk import names, selectors
 from desk.models import AgentProfile, Availability
-from messaging.models import MessageType
-from messaging.services import message_append
 from realtime import inbox_events
 
 logger = logging.getLogger(__name__)
@@ -44,15 +42,9 @@ class NotAssigned(Conflict):
 
 
 def _record(conversation: Conversation, actor: Principal, metadata: dict) -> None:
-    message_append(
-        conversation=conversation,
-        sender_id=actor.user_id,
-        sender_role=actor.role,
-        content=notices.notice_text(metadata) or "",
-        message_type=MessageType.SYSTEM,
-        metadata=metadata,
-        require_active=False,
-    )
+    from conversations.services import record_notice  # conversations.services imports this module lazily
+
+    record_notice(conversation=conversation, actor=actor, metadata=metadata)
 
 
 def _make_assigned(conversation: Conversation, agent_id: str) -> bool:

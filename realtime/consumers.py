@@ -48,7 +48,7 @@ from realtime.batcher import SendResult, send_batcher
 from realtime.dbpool import db
 from realtime.delivery import Deliveries, DeliveryCursor
 from realtime.frames import FrameError
-from realtime.outbox import PROTOCOL_SCOPE_KEY, Outbox
+from realtime.outbox import Outbox, socket_outbox
 from realtime.ratelimit import TokenBucket, user_buckets
 from realtime.registry import SocketRegistry, per_loop
 from realtime.sweeper import gap_sweep_job
@@ -166,14 +166,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             sender_id=principal.user_id,
             sender_role=principal.role,
         )
-        self.outbox = Outbox(
-            protocol=self.scope.get(PROTOCOL_SCOPE_KEY),
-            asgi_send=self.base_send,
-            max_bytes=conf["WS_MAX_BUFFERED_BYTES"],
-            max_frames=conf["WS_MAX_BUFFERED_FRAMES"],
-            slow_close_grace_s=conf["WS_SLOW_CLOSE_GRACE_S"],
-            on_overflow=self._too_slow,
-        )
+        self.outbox = socket_outbox(self.scope, self.base_send, self._too_slow)
         await self._accept()
         self.outbox.start()
         metrics.socket_opened()

@@ -188,9 +188,9 @@ def frame_event(
 # ---- inbox frames (realtime.inbox) -------------------------------------------------------------------
 
 
-class InboxMessageFrame(TypedDict):
-    type: Literal["inbox_message"]
-    conversationId: str
+class InboxMessage(TypedDict):
+    """A stored message as inboxes see it (realtime.inbox_events builds it)."""
+
     messageId: str
     senderId: str
     senderRole: str
@@ -198,6 +198,11 @@ class InboxMessageFrame(TypedDict):
     preview: str
     createdAt: str
     messageType: str
+
+
+class InboxMessageFrame(InboxMessage):
+    type: Literal["inbox_message"]
+    conversationId: str
     unreadCount: int | None
 
 

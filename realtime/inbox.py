@@ -35,7 +35,7 @@ from realtime.dbpool import db
 from realtime.frames import FrameError
 from realtime.inbox_events import InboxConversationEvent, InboxMessagesEvent, inbox_groups, person_key
 from realtime.inbox_hub import staff_hub
-from realtime.outbox import PROTOCOL_SCOPE_KEY, Outbox
+from realtime.outbox import Outbox, socket_outbox
 from realtime.ratelimit import TokenBucket
 from realtime.registry import PeriodicJob, SocketRegistry, per_loop
 
@@ -116,14 +116,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(self.conversation_id, self.channel_name)
             self._owed.append("group")
         self.bucket = TokenBucket(rate=conf["WS_MESSAGE_RATE"], burst=conf["WS_MESSAGE_BURST"])
-        self.outbox = Outbox(
-            protocol=self.scope.get(PROTOCOL_SCOPE_KEY),
-            asgi_send=self.base_send,
-            max_bytes=conf["WS_MAX_BUFFERED_BYTES"],
-            max_frames=conf["WS_MAX_BUFFERED_FRAMES"],
-            slow_close_grace_s=conf["WS_SLOW_CLOSE_GRACE_S"],
-            on_overflow=self._too_slow,
-        )
+        self.outbox = socket_outbox(self.scope, self.base_send, self._too_slow)
         self.accepted = True
         await self.accept()
         self.outbox.start()

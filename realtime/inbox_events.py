@@ -19,7 +19,7 @@ from chatservice.authentication import Principal
 from conversations.models import Conversation, Participant, Role
 from messaging.models import Message, MessageType
 from messaging.visibility import STAFF_ONLY_TYPES
-from realtime.events import iso
+from realtime.events import InboxMessage, iso
 
 STAFF_GROUP = "inbox.staff"
 # Characters of a message shown in an inbox preview.
@@ -37,16 +37,6 @@ def inbox_groups(viewer: Principal) -> str:
 
 def person_key(user_id: str, role: str) -> str:
     return f"{role}:{user_id}"
-
-
-class InboxMessage(TypedDict):
-    messageId: str
-    senderId: str
-    senderRole: str
-    senderName: str
-    preview: str
-    createdAt: str
-    messageType: str
 
 
 class InboxMessagesEvent(TypedDict):

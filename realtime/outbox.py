@@ -34,6 +34,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.conf import settings
+
 logger = logging.getLogger(__name__)
 
 # Where asgi.py puts the Daphne protocol object of a WebSocket connection, for the outbox.
@@ -191,3 +193,16 @@ class Outbox:
             data = self.waiting.popleft()
             self.waiting_bytes -= len(data)
             await self.asgi_send({"type": "websocket.send", "text": data.decode()})
+
+
+def socket_outbox(scope: dict[str, Any], asgi_send: AsgiSend, on_overflow: Callable[[], None]) -> Outbox:
+    """The outbox of a socket, bounded by the settings (CHAT_WS_MAX_BUFFERED_*, _SLOW_CLOSE_GRACE_S)."""
+    conf = settings.CHAT
+    return Outbox(
+        protocol=scope.get(PROTOCOL_SCOPE_KEY),
+        asgi_send=asgi_send,
+        max_bytes=conf["WS_MAX_BUFFERED_BYTES"],
+        max_frames=conf["WS_MAX_BUFFERED_FRAMES"],
+        slow_close_grace_s=conf["WS_SLOW_CLOSE_GRACE_S"],
+        on_overflow=on_overflow,
+    )
