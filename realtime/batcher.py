@@ -73,10 +73,12 @@ class SendBatcher:
             # The fan-out belongs to the frame that opened the batch (the store span links the others).
             with tracing.active(next((span for span in spans if span is not None), None)):
                 await publish_all_now(publications)
-            if routing is not NO_ROUTING:
-                await db(routing.run)()
             for span in spans:
                 tracing.end(span)
+            # Follow-up work (auto-assignment, reopen routing), not part of storing the frames: their
+            # spans have ended, as they did before it existed.
+            if routing is not NO_ROUTING:
+                await db(routing.run)()
 
     async def _store(self, requests: list[SendRequest]) -> tuple[list[SendResult], list[Publication], Routing]:
         try:
