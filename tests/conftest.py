@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,6 +18,9 @@ from conversations import services as conversation_services
 from conversations.models import Conversation
 from tests.helpers import USER
 from tests.mongo_offline import compile_check
+
+# `kill -USR1 <pytest pid>` prints every thread's stack: what a hung run is waiting for.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 @pytest.fixture(scope="session")
