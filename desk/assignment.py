@@ -153,6 +153,10 @@ def _mode() -> str:
     return settings.CHAT["AUTO_ASSIGN"]
 
 
+def _anyone_online() -> bool:
+    return AgentProfile.objects.filter(availability=Availability.ONLINE).exists()
+
+
 def mark_away(now: datetime | None = None) -> int:
     """ONLINE agents with no staff socket for CHAT_AGENT_AWAY_AFTER_S become AWAY; returns how many."""
     now = now or timezone.now()
@@ -211,8 +215,8 @@ def _try_claim(conversation_id: str, agent: AgentProfile) -> bool | None:
 def auto_assign(conversation_id: str, *, exclude: Iterable[str] = ()) -> str | None:
     """Give a waiting conversation to the best available agent; returns their id, or None when it stays
     in the queue (nobody available, auto-assignment off, or it no longer waits)."""
-    if _mode() == "off":
-        return None
+    if _mode() == "off" or not _anyone_online():
+        return None  # the common case with nobody on duty: one read, no write
     mark_away()
     for agent in _candidates(exclude):
         try:

@@ -243,6 +243,10 @@ async def test_rest_writes_reach_sockets(conversation, make_token, client_for):
     await donor.send({"type": "message", "content": "still there?"})  # a donor's message reopens it
     frames = [await donor.receive() for _ in range(2)]
     assert sorted(f["type"] for f in frames) == ["message_sent", "system"]
+    # agent1 is not ONLINE: the reopened conversation is released to the queue (desk.assignment). Waited
+    # for, so that write is over before the test's database is flushed.
+    released = await donor.expect("system")
+    assert released["metadata"]["event"] == "unassigned"
     await agent.close()
     await donor.close()
 
