@@ -26,15 +26,18 @@ def _when(moment: datetime | None) -> str | None:
     return None if moment is None else iso(moment)
 
 
-def participant_json(participant: Participant) -> dict[str, Any]:
+def display_name(participant: Participant) -> str:
+    """Staff: the name they took part under (never the username); donors: their id."""
     if participant.role == Role.ADMIN:
-        name = participant.display_name or STAFF_FALLBACK_NAME
-    else:
-        name = participant.display_name or participant.user_id
+        return participant.display_name or STAFF_FALLBACK_NAME
+    return participant.display_name or participant.user_id
+
+
+def participant_json(participant: Participant) -> dict[str, Any]:
     return {
         "userId": participant.user_id,
         "role": participant.role,
-        "displayName": name,
+        "displayName": display_name(participant),
         "assigned": participant.assigned,
         "joinedAt": iso(participant.joined_at),
         "lastReadAt": _when(participant.last_read_at),

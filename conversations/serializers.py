@@ -19,7 +19,7 @@ from conversations.models import (
     Priority,
     Role,
 )
-from conversations.rendering import STAFF_FALLBACK_NAME, STAFF_ONLY_FIELDS
+from conversations.rendering import STAFF_ONLY_FIELDS, display_name
 from conversations.selectors import unread_for
 
 
@@ -32,9 +32,7 @@ class ParticipantSerializer(serializers.Serializer):
     lastReadAt = serializers.DateTimeField(source="last_read_at", allow_null=True)
 
     def get_displayName(self, participant: Participant) -> str:
-        if participant.role == Role.ADMIN:
-            return participant.display_name or STAFF_FALLBACK_NAME
-        return participant.display_name or participant.user_id
+        return display_name(participant)
 
 
 class LastMessageSerializer(serializers.Serializer):

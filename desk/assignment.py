@@ -31,6 +31,9 @@ from realtime import inbox_events
 
 logger = logging.getLogger(__name__)
 
+# The actor of what the desk does by itself (auto-assignment, releasing absent agents); its notices read
+# "… was assigned automatically", "… was unassigned by CareForAll support".
+DESK_ACTOR = Principal("system", Role.ADMIN, via="desk")
 # Conversations one drain of the queue assigns at most: bounds the work a single close or status change
 # triggers; the next trigger goes on.
 DRAIN_BATCH = 50
@@ -109,6 +112,12 @@ def _unassign_in_transaction(conversation: Conversation, actor: Principal, agent
     return True
 
 
+@retry_transient
+def _release(conversation: Conversation, actor: Principal, agent_id: str) -> bool:
+    with atomic():
+        return _unassign_in_transaction(conversation, actor, agent_id, record=True)
+
+
 def unassign(*, conversation: Conversation, actor: Principal, agent_id: str) -> None:
     """Remove `agent_id`'s assignment (their past messages keep their sender). The conversation, if
     nobody is left on it, goes to someone else available (not them), or to the queue; their freed
@@ -116,12 +125,7 @@ def unassign(*, conversation: Conversation, actor: Principal, agent_id: str) -> 
     if not actor.is_admin:
         raise PermissionDenied("Only support staff may unassign.", code="admin_only")
 
-    @retry_transient
-    def write() -> bool:
-        with atomic():
-            return _unassign_in_transaction(conversation, actor, agent_id, record=True)
-
-    if not write():
+    if not _release(conversation, actor, agent_id):
         raise NotAssigned()
     route_if_unassigned(conversation.pk, exclude=[agent_id])
     drain_queue()
@@ -203,7 +207,7 @@ def _try_claim(conversation_id: str, agent: AgentProfile) -> bool | None:
         AgentProfile.objects.filter(pk=agent.pk).update(last_assigned_at=now)
         _record(
             conversation,
-            Principal("system", Role.ADMIN, via="desk"),
+            DESK_ACTOR,
             notices.assigned_metadata(
                 admin_id=agent.pk, admin_name=names.staff_name(agent.pk), actor_name=names.SYSTEM_NAME, how=notices.AUTO
             ),
@@ -288,15 +292,8 @@ def after_reopen(conversation_id: str) -> None:
             keep = last
     if _mode() == "off" and keep is None:
         return  # nothing would take it: leave the assignment as it was rather than strand it
-    actor = Principal("system", Role.ADMIN, via="desk")
     for agent_id in assigned:
         if agent_id != keep:
-
-            @retry_transient
-            def release(agent_id: str = agent_id) -> None:
-                with atomic():
-                    _unassign_in_transaction(conversation, actor, agent_id, record=True)
-
-            release()
+            _release(conversation, DESK_ACTOR, agent_id)
     if keep is None:
         route_if_unassigned(conversation_id)

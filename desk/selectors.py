@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 
 from chatservice.authentication import STAFF_ID_PREFIX, Principal
@@ -68,8 +69,6 @@ def is_known_staff(agent_id: str) -> bool:
     if AgentProfile.objects.filter(pk=agent_id).exists():
         return True
     if agent_id.startswith(STAFF_ID_PREFIX):
-        from django.contrib.auth import get_user_model
-
         username = agent_id[len(STAFF_ID_PREFIX) :]
         return get_user_model().objects.filter(username=username, is_staff=True, is_active=True).exists()
     return False

@@ -10,6 +10,7 @@ from django.utils import timezone
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, NotFound, PermissionDenied
+from conversations.models import Participant, Role
 from desk import assignment, names
 from desk.models import AgentProfile, Availability, CannedResponse
 
@@ -52,8 +53,6 @@ def agent_update(
     write()
     if display_name is not UNSET:
         names.forget_staff_name(actor.user_id)
-        from conversations.models import Participant, Role
-
         Participant.objects.filter(user_id=actor.user_id, role=Role.ADMIN).update(
             display_name=names.staff_name(actor.user_id)
         )
@@ -69,9 +68,10 @@ def agents_seen(agent_ids: list[str]) -> None:
     if not agent_ids:
         return
     now = timezone.now()
-    for agent_id in agent_ids:
-        agent_ensure(agent_id)
-    AgentProfile.objects.filter(pk__in=agent_ids).update(last_seen_at=now)
+    # One UPDATE on every socket open and refresh; a profile is made only the first time.
+    if AgentProfile.objects.filter(pk__in=agent_ids).update(last_seen_at=now) < len(agent_ids):
+        for agent_id in agent_ids:
+            AgentProfile.objects.get_or_create(pk=agent_id, defaults={"last_seen_at": now})
 
 
 # ---- canned responses ---------------------------------------------------------------------------------

@@ -414,7 +414,7 @@ def _merge_retry(first: Appended, requests: Sequence[SendRequest], reopened: set
         first.publications + second.publications,
         first.closed - reopened,
         first.queued | second.queued,
-        first.clock_changed | second.clock_changed | reopened,
+        first.clock_changed | second.clock_changed,
     )
 
 

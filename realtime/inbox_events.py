@@ -88,7 +88,10 @@ def message_publications(messages: list[Message]) -> list[tuple[str, Any]]:
             by_conversation.setdefault(message.conversation_id, []).append(message)
     if not by_conversation:
         return []
-    conversations = {c.pk: c for c in Conversation.objects.filter(pk__in=list(by_conversation))}
+    # Only what the unread counts need (the storing transaction already holds these rows).
+    conversations = {
+        c.pk: c for c in Conversation.objects.filter(pk__in=list(by_conversation)).only("last_seq", "last_note_seq")
+    }
     participants: dict[str, list[Participant]] = {}
     for participant in Participant.objects.filter(conversation_id__in=list(by_conversation)):
         participants.setdefault(participant.conversation_id, []).append(participant)
@@ -140,7 +143,7 @@ _pending = threading.local()
 
 
 def _flush() -> None:
-    from realtime.broadcast import _publish_from_sync
+    from realtime.broadcast import publish_on_commit  # after commit, outside a transaction: at once
 
     created: set[str] = getattr(_pending, "created", set())
     updated: set[str] = getattr(_pending, "updated", set()) - created
@@ -149,7 +152,7 @@ def _flush() -> None:
     if updated:
         pairs += conversation_publications(updated, "conversation_updated")
     if pairs:
-        _publish_from_sync(pairs)
+        publish_on_commit(pairs)
 
 
 def _schedule(kind: str, conversation_id: str) -> None:

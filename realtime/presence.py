@@ -31,7 +31,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chatservice.authentication import Principal
+from desk.services import agents_seen
 from realtime import broadcast
+from realtime.dbpool import db
 from realtime.registry import PeriodicJob, SocketRegistry, per_loop
 
 logger = logging.getLogger(__name__)
@@ -285,9 +287,6 @@ class PresenceRefresher:
             if socket.principal.is_admin:
                 staff.add(socket.principal.user_id)
         if staff:  # an agent with a staff socket open is not away (desk.assignment.mark_away)
-            from desk.services import agents_seen
-            from realtime.dbpool import db
-
             await db(agents_seen)(sorted(staff))
 
 
