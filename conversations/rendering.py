@@ -8,6 +8,7 @@ of that: the workspace's list is read on every inbox reconnect and every filter 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -61,11 +62,19 @@ def last_message_json(message: Message | None) -> dict[str, Any] | None:
 
 
 def conversation_json(
-    conversation: Conversation, *, viewer: Principal | None, role: str, last: Message | None
+    conversation: Conversation,
+    *,
+    viewer: Principal | None,
+    role: str,
+    last: Message | None,
+    participants: Iterable[Participant] | None = None,
 ) -> dict[str, Any]:
+    """One conversation's representation; `participants` when the caller holds them already (default:
+    the prefetched `conversation.participants`)."""
+    people = conversation.participants.all() if participants is None else participants
     data: dict[str, Any] = {
         "conversationId": conversation.pk,
-        "participants": [participant_json(p) for p in conversation.participants.all()],
+        "participants": [participant_json(p) for p in people],
         "createdBy": conversation.created_by,
         "status": conversation.status,
         "subject": conversation.subject,

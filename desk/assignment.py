@@ -157,7 +157,7 @@ def _mode() -> str:
     return settings.CHAT["AUTO_ASSIGN"]
 
 
-def _anyone_online() -> bool:
+def anyone_online() -> bool:
     return AgentProfile.objects.filter(availability=Availability.ONLINE).exists()
 
 
@@ -219,7 +219,7 @@ def _try_claim(conversation_id: str, agent: AgentProfile) -> bool | None:
 def auto_assign(conversation_id: str, *, exclude: Iterable[str] = ()) -> str | None:
     """Give a waiting conversation to the best available agent; returns their id, or None when it stays
     in the queue (nobody available, auto-assignment off, or it no longer waits)."""
-    if _mode() == "off" or not _anyone_online():
+    if _mode() == "off" or not anyone_online():
         return None  # the common case with nobody on duty: one read, no write
     mark_away()
     for agent in _candidates(exclude):

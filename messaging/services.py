@@ -290,8 +290,10 @@ class Routing:
         try:
             for conversation_id in sorted(self.reopened):
                 assignment.after_reopen(conversation_id)
-            for conversation_id in sorted(self.queued - self.reopened):
-                assignment.route_if_unassigned(conversation_id)
+            waiting = sorted(self.queued - self.reopened)
+            if waiting and assignment.anyone_online():  # one read per batch when nobody is on duty
+                for conversation_id in waiting:
+                    assignment.route_if_unassigned(conversation_id)
         except Exception as exc:
             logger.warning("routing after storing messages failed: %s", exc, exc_info=True)
 
@@ -347,7 +349,9 @@ def messages_store(
             reopened = _reopen_for_donors([requests[i] for i in pending], appended)
             if reopened:
                 appended = _merge_retry(appended, [requests[i] for i in pending], reopened)
-            inbox = inbox_events.message_publications([r for r in appended.results if isinstance(r, Message)])
+            inbox = inbox_events.message_publications(
+                [r for r in appended.results if isinstance(r, Message)], appended.clock_changed - reopened
+            )
             return dataclasses.replace(
                 appended, publications=appended.publications + inbox, reopened=frozenset(reopened)
             )
@@ -372,11 +376,7 @@ def messages_store(
         results[index] = (
             result if isinstance(result, ServiceError) else Sent(result, True, appended.payloads[result.id])
         )
-    publications = list(appended.publications)
-    changed = appended.clock_changed - appended.reopened
-    if changed:  # waitingSince, firstResponseAt or a snooze moved: inboxes see the conversation change
-        publications += inbox_events.conversation_publications(changed, "conversation_updated")
-    return results, publications, Routing(appended.reopened, appended.queued)  # type: ignore[return-value]
+    return results, appended.publications, Routing(appended.reopened, appended.queued)  # type: ignore[return-value]
 
 
 def _reopen_for_donors(requests: Sequence[SendRequest], appended: Appended) -> set[str]:

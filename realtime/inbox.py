@@ -33,7 +33,13 @@ from realtime.consumers import (
 )
 from realtime.dbpool import db
 from realtime.frames import FrameError
-from realtime.inbox_events import InboxConversationEvent, InboxMessagesEvent, inbox_groups, person_key
+from realtime.inbox_events import (
+    InboxBatchEvent,
+    InboxConversationEvent,
+    InboxMessagesEvent,
+    inbox_groups,
+    person_key,
+)
 from realtime.inbox_hub import staff_hub
 from realtime.outbox import Outbox, socket_outbox
 from realtime.ratelimit import TokenBucket
@@ -196,6 +202,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
         unread = self.unread_of(event["unread"])
         for item in event["messages"]:
             self._push(events.inbox_message_frame(event["conversationId"], item, unread))
+
+    async def inbox_batch(self, event: InboxBatchEvent) -> None:
+        for inner in event["events"]:
+            await (self.inbox_messages if inner["type"] == "inbox.messages" else self.inbox_conversation)(inner)
 
     async def inbox_conversation(self, event: InboxConversationEvent) -> None:
         self._push(

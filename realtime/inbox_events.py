@@ -79,33 +79,79 @@ def unread_map(conversation: Conversation, participants: Iterable[Participant]) 
     return {person_key(p.user_id, p.role): unread_of(conversation, p) for p in participants}
 
 
-def message_publications(messages: list[Message]) -> list[tuple[str, Any]]:
-    """inbox_message events for messages just stored (one event per conversation). Runs inside the
-    storing transaction, so the unread counts include them; SYSTEM notices are not inbox messages."""
+def message_publications(messages: list[Message], clock_changed: Iterable[str] = ()) -> list[tuple[str, Any]]:
+    """The inbox events of messages just stored: one inbox_message event per conversation (SYSTEM
+    notices are not inbox messages), and conversation_updated for the conversations whose clocks they
+    moved (`clock_changed`). Runs inside the storing transaction, after the messages and clocks were
+    written, so what it reads is the state they commit; one read of the conversations and one of their
+    participants serve both kinds (every turn of a conversation moves its clock: this is the send path)."""
     by_conversation: dict[str, list[Message]] = {}
     for message in messages:
-        if message.message_type != MessageType.SYSTEM:
-            by_conversation.setdefault(message.conversation_id, []).append(message)
+        by_conversation.setdefault(message.conversation_id, []).append(message)
     if not by_conversation:
         return []
-    # Only what the unread counts need (the storing transaction already holds these rows).
-    conversations = {
-        c.pk: c for c in Conversation.objects.filter(pk__in=list(by_conversation)).only("last_seq", "last_note_seq")
-    }
+    conversations = {c.pk: c for c in Conversation.objects.filter(pk__in=list(by_conversation))}
     participants: dict[str, list[Participant]] = {}
-    for participant in Participant.objects.filter(conversation_id__in=list(by_conversation)):
+    for participant in Participant.objects.filter(conversation_id__in=list(by_conversation)).order_by(
+        "joined_at", "id"
+    ):
         participants.setdefault(participant.conversation_id, []).append(participant)
-    out: list[tuple[str, Any]] = []
+    changed = set(clock_changed)
+    out: list[tuple[str, Any]] = []  # (group, event), combined per group below
     for conversation_id, written in by_conversation.items():
-        people = participants.get(conversation_id, [])
-        unread = unread_map(conversations[conversation_id], people)
-        items = [inbox_message(m) for m in written]
-        out.append((STAFF_GROUP, _messages_event(conversation_id, items, unread)))
-        public = [item for item in items if item["messageType"] not in STAFF_ONLY_TYPES]
-        if public:
-            for participant in people:
-                if participant.role == Role.USER:
-                    out.append((donor_group(participant.user_id), _messages_event(conversation_id, public, unread)))
+        conversation, people = conversations[conversation_id], participants.get(conversation_id, [])
+        unread = unread_map(conversation, people)
+        items = [inbox_message(m) for m in written if m.message_type != MessageType.SYSTEM]
+        donors = [p.user_id for p in people if p.role == Role.USER]
+        if items:
+            out.append((STAFF_GROUP, _messages_event(conversation_id, items, unread)))
+            public = [item for item in items if item["messageType"] not in STAFF_ONLY_TYPES]
+            if public:
+                out += [(donor_group(d), _messages_event(conversation_id, public, unread)) for d in donors]
+        if conversation_id in changed:
+            out += _updated_events(conversation, people, written, donors, unread)
+    return _one_per_group(out)
+
+
+class InboxBatchEvent(TypedDict):
+    """Several inbox events for one group, published once: every publish is a round trip to the layer
+    (Redis), and one stored message produced up to four of them before."""
+
+    type: Literal["inbox.batch"]
+    events: list[Any]
+
+
+def _one_per_group(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    by_group: dict[str, list[Any]] = {}
+    for group, event in pairs:
+        by_group.setdefault(group, []).append(event)
+    return [
+        (group, events[0] if len(events) == 1 else InboxBatchEvent(type="inbox.batch", events=events))
+        for group, events in by_group.items()
+    ]
+
+
+def _updated_events(
+    conversation: Conversation,
+    people: list[Participant],
+    written: list[Message],
+    donors: list[str],
+    unread: dict[str, int],
+) -> list[tuple[str, Any]]:
+    from conversations.rendering import conversation_json
+    from conversations.selectors import latest_previewable_of
+
+    def latest(role: str) -> Message | None:
+        hidden = {MessageType.SYSTEM} | (set() if role == Role.ADMIN else STAFF_ONLY_TYPES)
+        shown = [m for m in written if m.message_type not in hidden]
+        # The batch's own latest message, else (a batch of notes, for donors) the stored one.
+        return shown[-1] if shown else latest_previewable_of([conversation], role=role).get(conversation.pk)
+
+    staff = conversation_json(conversation, viewer=None, role=Role.ADMIN, last=latest(Role.ADMIN), participants=people)
+    out: list[tuple[str, Any]] = [(STAFF_GROUP, _conversation_event("conversation_updated", staff, unread))]
+    if donors:
+        view = conversation_json(conversation, viewer=None, role=Role.USER, last=latest(Role.USER), participants=people)
+        out += [(donor_group(d), _conversation_event("conversation_updated", view, unread)) for d in donors]
     return out
 
 

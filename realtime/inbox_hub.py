@@ -37,19 +37,26 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def encode(event: dict[str, Any]) -> list[tuple[str, str]]:
-    """The event's frames as (text before the viewer's unreadCount, text after it): each socket sends
-    prefix + its count + suffix. Built once per event, whatever the number of sockets."""
-    if event.get("type") == "inbox.messages":
+Encoded = list[tuple[str, str, dict[str, int]]]  # (text before the count, text after it, unread counts)
+
+
+def encode(event: dict[str, Any]) -> Encoded:
+    """The event's frames, ready but for the viewer's unreadCount: each socket sends prefix + its count +
+    suffix. Built once per event, whatever the number of sockets."""
+    kind = event.get("type")
+    if kind == "inbox.batch":
+        return [frame for inner in event["events"] for frame in encode(inner)]
+    unread = event.get("unread", {})
+    if kind == "inbox.messages":
         frames = []
         for item in event["messages"]:
             body = _dumps({"type": "inbox_message", "conversationId": event["conversationId"], **item})
-            frames.append((body[:-1] + ',"unreadCount":', "}"))
+            frames.append((body[:-1] + ',"unreadCount":', "}", unread))
         return frames
-    if event.get("type") == "inbox.conversation":
+    if kind == "inbox.conversation":
         conversation = {key: value for key, value in event["conversation"].items() if key != "unreadCount"}
         body = _dumps({"type": event["kind"], "conversation": conversation})
-        return [(body[:-2] + ',"unreadCount":', "}}")]
+        return [(body[:-2] + ',"unreadCount":', "}}", unread)]
     return []
 
 
@@ -97,11 +104,9 @@ class StaffInboxHub:
         frames = encode(event)
         if not frames:
             return
-        unread = event.get("unread", {})
         for socket in list(self.sockets):
-            count = _dumps(socket.unread_of(unread))
-            for prefix, suffix in frames:
-                socket.push_text(prefix + count + suffix)
+            for prefix, suffix, unread in frames:
+                socket.push_text(prefix + _dumps(socket.unread_of(unread)) + suffix)
 
 
 staff_hub = per_loop(StaffInboxHub)

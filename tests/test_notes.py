@@ -145,6 +145,10 @@ async def test_inbox_previews_and_unread_counts_skip_notes_for_donors(conversati
     await sync_to_async(send)(conversation, "visible", sender=ADMIN)
     frame = await donor_inbox.expect("inbox_message")  # the first the donor gets: not the note
     assert (frame["preview"], frame["unreadCount"]) == ("visible", 1)
+    # the first response moved the clock: the conversation as the donor sees it, previewing the reply
+    updated = (await donor_inbox.expect("conversation_updated"))["conversation"]
+    assert updated["firstResponseAt"] is not None and updated["lastMessage"]["preview"] == "visible"
+    assert updated["unreadCount"] == 1 and "secret" not in str(updated)
     await donor_inbox.assert_alive_and_quiet()
     await donor_inbox.close()
     await staff_inbox.close()
