@@ -3,9 +3,9 @@
 import gc
 import os
 
+import django
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatservice.settings")
 
@@ -15,8 +15,13 @@ from chatservice import telemetry
 
 # Tracing first: the Django instrumentation adds its middleware before Django builds the chain.
 telemetry.configure(settings.CONFIG.tracing)
-# Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+# Django must be set up before anything imports models. What get_asgi_application() does, with the
+# handler that runs each request's synchronous work in one hop.
+django.setup(set_prefix=False)
+
+from chatservice.asgi_handler import OneHopASGIHandler  # noqa: E402
+
+django_asgi_app = OneHopASGIHandler()
 
 from chatservice import access_log, header_limits  # noqa: E402
 

@@ -44,6 +44,10 @@ CHANNEL_LAYERS = frozenset({"pubsub", "core"})
 # Threads for the WebSocket consumers' database work per worker (0: asgiref's one shared thread), and
 # how often each worker checks its sockets for messages whose event was lost (seconds).
 WS_TUNING = {"WS_DB_THREADS": 8, "WS_GAP_SWEEP_S": 10}
+# Threads per worker that run HTTP requests, each keeping its database connection: (default, min, max).
+# A connection per request (Django's way under ASGI, a new thread each time) cost more than the staff
+# list's queries (README, "REST latency"); 8 requests at once per worker, the rest wait their turn.
+HTTP_DB_THREADS = (8, 1, 256)
 # Bounds per socket and per user, as (default, minimum, maximum). Unsent outbound data per socket: a reader
 # that falls this far behind is closed (4008) and resumes with lastMessageId; 1 MiB holds 100 full-size
 # messages or thousands of ordinary ones. Sockets per user across workers: a person's tabs and devices,
@@ -164,6 +168,7 @@ class Config:
     jwt_max_token_bytes: int = JWT_MAX_TOKEN_BYTES[0]
     auto_assign: str = "balanced"
     agent_away_after_s: float = AGENT_AWAY_AFTER_S[0]
+    http_db_threads: int = HTTP_DB_THREADS[0]
 
 
 def _http_url(name: str, raw: str) -> str:
@@ -461,6 +466,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         staff_trusted_origins=parse_origins("CHAT_STAFF_TRUSTED_ORIGINS", env.get("CHAT_STAFF_TRUSTED_ORIGINS", "")),
         auto_assign=auto_assign,
         agent_away_after_s=_ranged(env, "CHAT_AGENT_AWAY_AFTER_S", AGENT_AWAY_AFTER_S),
+        http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),
         http_security=_http_security(env),
         tracing=_tracing(env),
         metrics_token=_metrics_token(env),

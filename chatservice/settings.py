@@ -53,8 +53,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # turns an admin login lockout into its page
-    "chatservice.middleware.SyncMiddlewareChain",  # last, on purpose: see its docstring
 ]
+# The chain runs synchronously under ASGI too, in one thread hop per request: chatservice.asgi_handler.
 
 ROOT_URLCONF = "chatservice.urls"
 ASGI_APPLICATION = "chatservice.asgi.application"
@@ -235,6 +235,7 @@ CHAT = {
     "STAFF_TRUSTED_ORIGINS": CONFIG.staff_trusted_origins,
     "AUTO_ASSIGN": CONFIG.auto_assign,
     "AGENT_AWAY_AFTER_S": CONFIG.agent_away_after_s,
+    "HTTP_DB_THREADS": CONFIG.http_db_threads,
 }
 
 REST_FRAMEWORK = {

@@ -71,7 +71,7 @@ def conversation_json(
 ) -> dict[str, Any]:
     """One conversation's representation; `participants` when the caller holds them already (default:
     the prefetched `conversation.participants`)."""
-    people = conversation.participants.all() if participants is None else participants
+    people = list(conversation.participants.all()) if participants is None else participants
     data: dict[str, Any] = {
         "conversationId": conversation.pk,
         "participants": [participant_json(p) for p in people],
@@ -82,7 +82,7 @@ def conversation_json(
         "createdAt": iso(conversation.created_at),
         "updatedAt": iso(conversation.updated_at),
         "lastMessageAt": _when(conversation.last_message_at),
-        "unreadCount": None if viewer is None else unread_for(conversation, viewer),
+        "unreadCount": None if viewer is None else unread_for(conversation, viewer, people),
         "labels": list(conversation.labels or []),
         "priority": conversation.priority,
         "snoozedUntil": _when(conversation.snoozed_until),
@@ -97,11 +97,24 @@ def conversation_json(
 
 
 def render_conversations(
-    conversations: list[Conversation], *, viewer: Principal | None, role: str | None = None
+    conversations: list[Conversation],
+    *,
+    viewer: Principal | None,
+    role: str | None = None,
+    participants: dict[str, list[Participant]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The REST representation of conversations (with participants prefetched) for `viewer`, or for any
-    viewer of `role` without their unreadCount (inbox events fill it in per socket). One query for the
-    whole page's previews."""
+    """The REST representation of conversations for `viewer`, or for any viewer of `role` without their
+    unreadCount (inbox events fill it in per socket). Participants from `participants` (by conversation
+    id) or else prefetched. One query for the whole page's previews."""
     role = role or (viewer.role if viewer else Role.ADMIN)
     latest = latest_previewable_of(conversations, role=role)
-    return [conversation_json(c, viewer=viewer, role=role, last=latest.get(c.pk)) for c in conversations]
+    return [
+        conversation_json(
+            c,
+            viewer=viewer,
+            role=role,
+            last=latest.get(c.pk),
+            participants=None if participants is None else participants[c.pk],
+        )
+        for c in conversations
+    ]

@@ -16,9 +16,21 @@ from chatservice.errors import NotFound
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType
 
+# Participants in the order every representation lists them.
+PARTICIPANT_ORDER = ("joined_at", "id")
+
 
 def _with_participants(qs: QuerySet[Conversation]) -> QuerySet[Conversation]:
-    return qs.prefetch_related(Prefetch("participants", queryset=Participant.objects.order_by("joined_at", "id")))
+    return qs.prefetch_related(Prefetch("participants", queryset=Participant.objects.order_by(*PARTICIPANT_ORDER)))
+
+
+def participants_of(conversation_ids: list[str]) -> dict[str, list[Participant]]:
+    """Each conversation's participants, in one query. The list page's way to them: Django's
+    prefetch machinery cost more than the query itself on a page of 20 (bench/: README, REST latency)."""
+    grouped: dict[str, list[Participant]] = {cid: [] for cid in conversation_ids}
+    for participant in Participant.objects.filter(conversation_id__in=conversation_ids).order_by(*PARTICIPANT_ORDER):
+        grouped[participant.conversation_id].append(participant)
+    return grouped
 
 
 def conversation_list(
@@ -35,11 +47,11 @@ def conversation_list(
     """Donors see the conversations they take part in; staff see all, optionally only those assigned to
     them (`assigned="me"`) or to nobody (`assigned="none"`), by label, priority and snooze. Staff do not
     see snoozed conversations unless they ask (`snoozed=True`: only those; False, the staff default:
-    none of them). Newest activity first."""
+    none of them). Newest activity first. Participants are not loaded: see participants_of."""
     qs = Conversation.objects.all()
     if not viewer.is_admin:
         qs = qs.filter(participants__user_id=viewer.user_id, participants__role=viewer.role)
-        return _with_participants(qs.filter(status=status) if status else qs).order_by("-updated_at", "-id")
+        return (qs.filter(status=status) if status else qs).order_by("-updated_at", "-id")
     if assigned == "me":
         qs = qs.filter(
             participants__user_id=viewer.user_id, participants__role=viewer.role, participants__assigned=True
@@ -59,7 +71,7 @@ def conversation_list(
         qs = qs.filter(snoozed_until__gt=now)
     elif snoozed is False or snoozed is None:
         qs = qs.filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now))
-    return _with_participants(qs.order_by("-updated_at", "-id"))
+    return qs.order_by("-updated_at", "-id")
 
 
 # ---- the access rule (REST and WebSocket) -----------------------------------------------------------
@@ -269,11 +281,13 @@ def conversations_for_inbox(conversation_ids: list[str]) -> list[Conversation]:
     return list(_with_participants(Conversation.objects.filter(pk__in=conversation_ids)).order_by("-updated_at", "-id"))
 
 
-def unread_for(conversation: Conversation, viewer: Principal) -> int | None:
+def unread_for(
+    conversation: Conversation, viewer: Principal, participants: Iterable[Participant] | None = None
+) -> int | None:
     """The unread count of `viewer` in `conversation`, or None when they are not a participant (no
-    watermark: the API's unreadCount is null then too). Reads participants.all(), so a prefetched list
-    costs no query."""
-    for participant in conversation.participants.all():
+    watermark: the API's unreadCount is null then too). `participants` when the caller holds them;
+    otherwise participants.all(), so a prefetched list costs no query."""
+    for participant in conversation.participants.all() if participants is None else participants:
         if is_person(participant, viewer):
             return unread_of(conversation, participant)
     return None

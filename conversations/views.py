@@ -106,8 +106,9 @@ class ConversationViewSet(viewsets.GenericViewSet):
             snoozed=query.get("snoozed"),
             q=query.get("q"),
         )
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(render_conversations(list(page), viewer=request.user))
+        page = list(self.paginate_queryset(qs))
+        participants = selectors.participants_of([c.pk for c in page])
+        return self.get_paginated_response(render_conversations(page, viewer=request.user, participants=participants))
 
     @extend_schema(
         request=ConversationCreateInput,

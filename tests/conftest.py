@@ -34,12 +34,14 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def close_websocket_db_pool(django_db_setup, django_db_blocker):
-    """The consumers' pool threads keep database connections open; close them before the test
-    database is dropped (PostgreSQL refuses to drop a database with open sessions)."""
+    """The consumers' and the HTTP handler's pool threads keep database connections open; close them
+    before the test database is dropped (PostgreSQL refuses to drop a database with open sessions)."""
     yield
+    from chatservice.asgi_handler import close_http_threads
     from realtime.dbpool import close_db_pool
 
     close_db_pool()
+    close_http_threads()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -164,6 +164,8 @@ def test_redis_url():
         ({"PORT": "70000"}, "out of range"),
         ({"DJANGO_DEBUG": "maybe"}, "not a boolean"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL"),
+        ({"CHAT_HTTP_DB_THREADS": "0"}, "CHAT_HTTP_DB_THREADS"),
+        ({"CHAT_HTTP_DB_THREADS": "many"}, "CHAT_HTTP_DB_THREADS"),
     ],
 )
 def test_bad_scalars_are_refused(env, message):
@@ -174,6 +176,11 @@ def test_bad_scalars_are_refused(env, message):
 def test_port_and_log_level():
     config = load_config({**PROD, "PORT": "8080", "LOG_LEVEL": "debug"})
     assert (config.port, config.log_level) == (8080, "DEBUG")
+
+
+def test_http_threads_default_and_override():
+    assert load_config(PROD).http_db_threads == 8
+    assert load_config({**PROD, "CHAT_HTTP_DB_THREADS": "2"}).http_db_threads == 2
 
 
 def test_metrics_token_is_off_by_default_and_kept_out_of_repr():
