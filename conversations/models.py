@@ -52,6 +52,31 @@ def new_participant_id() -> str:
     return new_id(PARTICIPANT_PREFIX)
 
 
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def set_fields(self, changes: dict[str, dict[str, Any]]) -> None:
+        """Write each conversation's `changes` ({conversation id: {field: value}}): on SQL databases one
+        prepared UPDATE per distinct set of fields, executed for every conversation that has it. The send
+        path moves a conversation's clocks on nearly every turn; an ORM UPDATE per conversation cost as
+        much as storing the messages themselves (py-spy under bench/ws_bench.py's floor load)."""
+        connection = connections[self.db]
+        if connection.vendor not in {"sqlite", "postgresql"}:
+            for conversation_id, fields in changes.items():
+                self.filter(pk=conversation_id).update(**fields)
+            return
+        meta, quote = self.model._meta, connection.ops.quote_name
+        by_fields: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for conversation_id, fields in changes.items():
+            names = tuple(sorted(fields))
+            values = tuple(meta.get_field(name).get_db_prep_save(fields[name], connection) for name in names)
+            by_fields.setdefault(names, []).append((*values, conversation_id))
+        with connection.cursor() as cursor:
+            for names, params in by_fields.items():
+                # Identifiers come from the model and are quoted; every value is a parameter.
+                assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)
+                sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+                cursor.executemany(sql, params)
+
+
 class Conversation(models.Model):
     id = models.CharField(
         primary_key=True, max_length=ID_MAX_LENGTH, db_column="_id", default=new_conversation_id, editable=False
@@ -87,6 +112,8 @@ class Conversation(models.Model):
     # The staff member it was last assigned to: a donor reopening it goes back to them if they are
     # ONLINE with capacity (desk.assignment), else to the queue.
     last_agent_id = models.CharField(max_length=USER_ID_MAX_LENGTH, null=True, blank=True, editable=False)  # noqa: DJ001
+
+    objects = ConversationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-updated_at", "-id"]

@@ -89,21 +89,20 @@ class Appended:
     queued: frozenset[str] = frozenset()  # ACTIVE, nobody assigned, a donor wrote: for auto-assignment
     clock_changed: frozenset[str] = frozenset()  # waitingSince, firstResponseAt or snooze moved
     reopened: frozenset[str] = frozenset()  # CLOSED, reopened by a donor's message in this batch
+    # The conversations written to, as they stand in the transaction after this append (clocks included):
+    # the inbox events are built from them without reading the rows again.
+    conversations: dict[str, Conversation] = dataclasses.field(default_factory=dict)
 
 
 # Staff messages that answer a donor (stop the waiting clock, count as the first response).
 RESPONSE_TYPES = frozenset({MessageType.TEXT, MessageType.FILE})
 
 
-def _clock_changes(conversation_state: dict[str, Any], messages: list[Message]) -> dict[str, Any]:
+def _clock_changes(conversation: Conversation, messages: list[Message]) -> dict[str, Any]:
     """The conversation fields a batch of its messages moves, in sequence order: a donor message starts
     the waiting clock (and wakes a snoozed conversation); a staff reply stops it and may be the first
     response; a note records its number (donors' unread counts skip notes)."""
-    waiting, first, snoozed = (
-        conversation_state["waiting_since"],
-        conversation_state["first_response_at"],
-        conversation_state["snoozed_until"],
-    )
+    waiting, first, snoozed = conversation.waiting_since, conversation.first_response_at, conversation.snoozed_until
     changes: dict[str, Any] = {}
     for message in messages:
         if message.message_type == MessageType.NOTE:
@@ -144,23 +143,14 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
             last_message_at=Greatest(Coalesce(F("last_message_at"), Value(now)), Value(now)),
             updated_at=now,
         )
-    state = Conversation.objects.filter(pk__in=list(by_conversation)).values(
-        "id",
-        "status",
-        "last_seq",
-        "last_message_at",
-        "admin_count",
-        "waiting_since",
-        "first_response_at",
-        "snoozed_until",
-    )
+    state = Conversation.objects.filter(pk__in=list(by_conversation))
     messages: list[Message] = []
     watermarks: dict[tuple[str, str, str], tuple[int, Any]] = {}
-    states: dict[str, dict[str, Any]] = {}
+    states: dict[str, Conversation] = {}
     closed: set[str] = set()
     names = _sender_names(items)
     for row in state:
-        conversation_id, status, last_seq, at = row["id"], row["status"], row["last_seq"], row["last_message_at"]
+        conversation_id, status, last_seq, at = row.pk, row.status, row.last_seq, row.last_message_at
         if require_active and status != ConversationStatus.ACTIVE:
             if status == ConversationStatus.CLOSED:
                 closed.add(conversation_id)
@@ -196,19 +186,25 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
         by_conv[message.conversation_id].append(message)
     clock_changed: set[str] = set()
     queued: set[str] = set()
+    clocks: dict[str, dict[str, Any]] = {}
     for conversation_id, written in by_conv.items():
         row = states[conversation_id]
         changes = _clock_changes(row, written)
         if changes:
-            Conversation.objects.filter(pk=conversation_id).update(**changes)
+            clocks[conversation_id] = changes
             if changes.keys() - {"last_note_seq"}:
                 clock_changed.add(conversation_id)
         if (
-            row["admin_count"] == 0
-            and row["status"] == ConversationStatus.ACTIVE
+            row.admin_count == 0
+            and row.status == ConversationStatus.ACTIVE
             and any(m.sender_role == Role.USER and m.message_type != MessageType.SYSTEM for m in written)
         ):
             queued.add(conversation_id)
+    if clocks:
+        Conversation.objects.set_fields(clocks)
+        for conversation_id, changes in clocks.items():
+            for name, value in changes.items():
+                setattr(states[conversation_id], name, value)
     # Counted when durable: a rolled-back (or retried) transaction discards this with its other work.
     transaction.on_commit(partial(metrics.messages_persisted, len(messages)))
     stored: dict[str, list[StoredMessage]] = defaultdict(list)
@@ -218,7 +214,15 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
         payloads[message.id] = item["payload"]
         stored[message.conversation_id].append(item)
     publications: list[Publication] = [(conversation_group(c), messages_event(items)) for c, items in stored.items()]
-    return Appended(results, payloads, publications, frozenset(closed), frozenset(queued), frozenset(clock_changed))
+    return Appended(
+        results,
+        payloads,
+        publications,
+        frozenset(closed),
+        frozenset(queued),
+        frozenset(clock_changed),
+        conversations=states,
+    )
 
 
 def _sender_names(items: Sequence[SendRequest]) -> dict[tuple[str, str], str]:
@@ -350,7 +354,9 @@ def messages_store(
             if reopened:
                 appended = _merge_retry(appended, [requests[i] for i in pending], reopened)
             inbox = inbox_events.message_publications(
-                [r for r in appended.results if isinstance(r, Message)], appended.clock_changed - reopened
+                [r for r in appended.results if isinstance(r, Message)],
+                appended.clock_changed - reopened,
+                conversations=appended.conversations,
             )
             return dataclasses.replace(
                 appended, publications=appended.publications + inbox, reopened=frozenset(reopened)
@@ -415,6 +421,7 @@ def _merge_retry(first: Appended, requests: Sequence[SendRequest], reopened: set
         first.closed - reopened,
         first.queued | second.queued,
         first.clock_changed | second.clock_changed,
+        conversations={**first.conversations, **second.conversations},
     )
 
 

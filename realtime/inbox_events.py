@@ -79,18 +79,23 @@ def unread_map(conversation: Conversation, participants: Iterable[Participant]) 
     return {person_key(p.user_id, p.role): unread_of(conversation, p) for p in participants}
 
 
-def message_publications(messages: list[Message], clock_changed: Iterable[str] = ()) -> list[tuple[str, Any]]:
+def message_publications(
+    messages: list[Message], clock_changed: Iterable[str] = (), *, conversations: dict[str, Conversation] | None = None
+) -> list[tuple[str, Any]]:
     """The inbox events of messages just stored: one inbox_message event per conversation (SYSTEM
     notices are not inbox messages), and conversation_updated for the conversations whose clocks they
     moved (`clock_changed`). Runs inside the storing transaction, after the messages and clocks were
-    written, so what it reads is the state they commit; one read of the conversations and one of their
-    participants serve both kinds (every turn of a conversation moves its clock: this is the send path)."""
+    written, so what it reads is the state they commit. `conversations`: the rows as the storing code
+    holds them after its writes (read again when missing); one read of the participants serves both
+    kinds (every turn of a conversation moves its clock: this is the send path)."""
     by_conversation: dict[str, list[Message]] = {}
     for message in messages:
         by_conversation.setdefault(message.conversation_id, []).append(message)
     if not by_conversation:
         return []
-    conversations = {c.pk: c for c in Conversation.objects.filter(pk__in=list(by_conversation))}
+    held = conversations or {}
+    missing = [cid for cid in by_conversation if cid not in held]
+    conversations = {**held, **{c.pk: c for c in Conversation.objects.filter(pk__in=missing)}} if missing else held
     participants: dict[str, list[Participant]] = {}
     for participant in Participant.objects.filter(conversation_id__in=list(by_conversation)).order_by(
         "joined_at", "id"

@@ -168,3 +168,26 @@ def test_created_at_never_goes_back_within_a_conversation(conversation):
     message = send(conversation, "later in sequence")
     assert message.created_at == future
     assert Conversation.objects.get(pk=conversation.pk).last_message_at == future
+
+
+@pytest.mark.django_db
+def test_set_fields_writes_each_conversations_own_fields_only():
+    first = services.conversation_create(creator=USER, subject="a")
+    second = services.conversation_create(creator=USER, subject="b")
+    untouched = services.conversation_create(creator=USER, subject="c")
+    moment = timezone.now().replace(microsecond=0)
+    Conversation.objects.set_fields(
+        {
+            first.pk: {"waiting_since": moment, "last_note_seq": 7},
+            second.pk: {"first_response_at": moment},
+        }
+    )
+    rows = {c.pk: c for c in Conversation.objects.all()}
+    assert (rows[first.pk].waiting_since, rows[first.pk].last_note_seq, rows[first.pk].first_response_at) == (
+        moment,
+        7,
+        None,
+    )
+    assert (rows[second.pk].waiting_since, rows[second.pk].first_response_at) == (None, moment)
+    assert (rows[untouched.pk].waiting_since, rows[untouched.pk].first_response_at) == (None, None)
+    assert rows[first.pk].subject == "a" and rows[second.pk].updated_at == second.updated_at
