@@ -185,6 +185,8 @@ def seed_thread(
                 updated_at=at,
             )
         )
+    if messages:  # what the send path keeps (messaging.services._preview_changes)
+        conversation.preview_message_id = conversation.public_preview_message_id = messages[-1].id
     donor_read, agent_read = count // 2 + 10, count * 3 // 5
     participants = [
         Participant(
@@ -304,6 +306,8 @@ def seed(*, messages: int, conversations: int) -> Dataset:
                         updated_at=at,
                     )
                 )
+            if count:
+                conv.preview_message_id = conv.public_preview_message_id = msgs[-1].id
         bulk(Conversation, convs)
         bulk(Participant, parts)
         bulk(Message, msgs)

@@ -112,6 +112,13 @@ class Conversation(models.Model):
     # The staff member it was last assigned to: a donor reopening it goes back to them if they are
     # ONLINE with capacity (desk.assignment), else to the queue.
     last_agent_id = models.CharField(max_length=USER_ID_MAX_LENGTH, null=True, blank=True, editable=False)  # noqa: DJ001
+    # Its latest message worth previewing in a list, for staff (text, file or note) and for donors (text
+    # or file), kept by the send path: a list page reads its previews by key instead of searching each
+    # conversation's recent messages. Null: none yet, or written before these existed (then searched).
+    preview_message_id = models.CharField(max_length=ID_MAX_LENGTH, null=True, blank=True, editable=False)  # noqa: DJ001
+    public_preview_message_id = models.CharField(  # noqa: DJ001
+        max_length=ID_MAX_LENGTH, null=True, blank=True, editable=False
+    )
 
     objects = ConversationQuerySet.as_manager()
 

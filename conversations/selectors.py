@@ -258,7 +258,19 @@ PREVIEW_LOOKBACK = 20
 
 
 def latest_previewable_of(conversations: list[Conversation], *, role: str) -> dict[str, Message]:
-    """The latest TEXT or FILE message (and for staff, note) of each conversation, by id, in one query."""
+    """The latest TEXT or FILE message (and for staff, note) of each conversation, by id: one query by
+    key for the conversations that hold their preview's key (every one written to since it was kept),
+    and one search of recent messages for the others."""
+    staff = role == Role.ADMIN
+    keys = {c.pk: c.preview_message_id if staff else c.public_preview_message_id for c in conversations}
+    known = [key for key in keys.values() if key]
+    found = {m.conversation_id: m for m in Message.objects.filter(pk__in=known)} if known else {}
+    unknown = [c for c in conversations if not keys[c.pk]]
+    return {**found, **_latest_previewable_searched(unknown, role=role)} if unknown else found
+
+
+def _latest_previewable_searched(conversations: list[Conversation], *, role: str) -> dict[str, Message]:
+    """latest_previewable_of by searching each conversation's last PREVIEW_LOOKBACK messages."""
     ranges = Q()
     for conversation in conversations:
         if conversation.last_seq:

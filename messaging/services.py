@@ -28,6 +28,7 @@ from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, S
 from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import IDEMPOTENCY_KEY_FLOOR, Message, MessageType, new_message_id
+from messaging.visibility import STAFF_ONLY_TYPES
 from realtime import inbox_events
 from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import (
@@ -120,6 +121,18 @@ def _clock_changes(conversation: Conversation, messages: list[Message]) -> dict[
     return changes
 
 
+def _preview_changes(messages: list[Message]) -> dict[str, str]:
+    """The list-preview keys a batch of a conversation's messages moves (Conversation.preview_message_id)."""
+    changes: dict[str, str] = {}
+    for message in messages:
+        if message.message_type == MessageType.SYSTEM:
+            continue
+        changes["preview_message_id"] = message.id
+        if message.message_type not in STAFF_ONLY_TYPES:
+            changes["public_preview_message_id"] = message.id
+    return changes
+
+
 def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> Appended:
     """Store `items` as the next messages of their conversations, in order. Must run in a transaction.
 
@@ -190,10 +203,11 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
     for conversation_id, written in by_conv.items():
         row = states[conversation_id]
         changes = _clock_changes(row, written)
+        if changes.keys() - {"last_note_seq"}:
+            clock_changed.add(conversation_id)
+        changes.update(_preview_changes(written))
         if changes:
             clocks[conversation_id] = changes
-            if changes.keys() - {"last_note_seq"}:
-                clock_changed.add(conversation_id)
         if (
             row.admin_count == 0
             and row.status == ConversationStatus.ACTIVE

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 
 from conversations import services as conversation_services
 from conversations.models import Conversation
+from conversations.notices import status_metadata
 from messaging.models import Message
 from messaging.services import message_append
 from realtime import consumers
@@ -152,3 +153,43 @@ async def test_inbox_previews_and_unread_counts_skip_notes_for_donors(conversati
     await donor_inbox.assert_alive_and_quiet()
     await donor_inbox.close()
     await staff_inbox.close()
+
+
+def test_list_previews_are_kept_by_key_and_never_a_note_or_a_notice_for_donors(donor, agent, conversation):
+    question = send(conversation, "question")
+    answer = send(conversation, "answer", sender=ADMIN)
+    hidden = note(conversation, "staff only")
+    conversation_services.record_notice(
+        conversation=conversation, actor=ADMIN, metadata=status_metadata(status="ACTIVE", actor_name="Maria")
+    )
+    conversation.refresh_from_db()
+    assert (conversation.preview_message_id, conversation.public_preview_message_id) == (hidden.pk, answer.pk)
+    assert donor.get("/api/conversations").json()["results"][0]["lastMessage"]["messageId"] == answer.pk
+    assert agent.get("/api/conversations").json()["results"][0]["lastMessage"]["messageId"] == hidden.pk
+    assert question.pk not in {conversation.preview_message_id, conversation.public_preview_message_id}
+
+
+def test_a_conversation_without_kept_keys_is_searched_as_before(donor, agent, conversation):
+    """Rows written before the keys existed (or by an import) still show their latest message."""
+    send(conversation, "question")
+    answer = send(conversation, "answer", sender=ADMIN)
+    note(conversation, "staff only")
+    Conversation.objects.filter(pk=conversation.pk).update(preview_message_id=None, public_preview_message_id=None)
+    assert donor.get("/api/conversations").json()["results"][0]["lastMessage"]["messageId"] == answer.pk
+    assert agent.get("/api/conversations").json()["results"][0]["lastMessage"]["preview"] == "staff only"
+
+
+def test_the_migration_fills_the_keys_of_existing_conversations(conversation):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    send(conversation, "question")
+    answer = send(conversation, "answer", sender=ADMIN)
+    hidden = note(conversation, "staff only")
+    empty = conversation_services.conversation_create(creator=USER, subject="no messages")
+    Conversation.objects.update(preview_message_id=None, public_preview_message_id=None)
+    migration = import_module("conversations.migrations.0003_list_previews")
+    migration.previews_of_existing_conversations(apps, None)
+    rows = {c.pk: (c.preview_message_id, c.public_preview_message_id) for c in Conversation.objects.all()}
+    assert rows == {conversation.pk: (hidden.pk, answer.pk), empty.pk: (None, None)}
