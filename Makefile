@@ -12,7 +12,7 @@ PORT ?= 3006
 # socket lives (realtime.presence), and clients resume after any reconnect anyway.
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
-.PHONY: install run test lint bench bench-inbox bench-ws token
+.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks token
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ bench-inbox: install
 
 bench-ws: install
 	$(PY) bench/ws_bench.py $(BENCH_ARGS)
+
+bench-webhooks: install
+	$(PY) bench/webhook_bench.py
 
 token: install
 	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}

@@ -24,6 +24,10 @@ from chatservice.asgi_handler import OneHopASGIHandler  # noqa: E402
 django_asgi_app = OneHopASGIHandler()
 
 from chatservice import access_log, header_limits  # noqa: E402
+from jobs import runner as job_runner  # noqa: E402
+
+# Without REDIS_URL this process is also the job runner and scheduler (jobs/runner.py); with it, Celery.
+job_runner.start()
 
 # Daphne loads this module before it builds its server: from then on its access log redacts credentials
 # in query strings, and oversized request headers are answered with 431 instead of a dropped connection.

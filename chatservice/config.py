@@ -48,6 +48,21 @@ WS_TUNING = {"WS_DB_THREADS": 8, "WS_GAP_SWEEP_S": 10}
 # A connection per request (Django's way under ASGI, a new thread each time) cost more than the staff
 # list's queries (README, "REST latency"); 8 requests at once per worker, the rest wait their turn.
 HTTP_DB_THREADS = (8, 1, 256)
+# Background jobs (jobs/): who runs them, and their timings as (default, minimum, maximum).
+JOBS_RUNNERS = frozenset({"embedded", "celery"})
+JOB_TIMINGS = {
+    # The first retry waits about this long, doubling per attempt (jitter in the upper half).
+    "JOB_RETRY_BASE_S": (30.0, 0.01, 3600.0),
+    # How often due jobs nobody picked up are handed out (also retries and delayed jobs).
+    "JOB_SWEEP_S": (5.0, 0.1, 3600.0),
+    # /health reports the job queue as late when its oldest due job waits longer than this.
+    "JOB_LATE_AFTER_S": (120.0, 1.0, 86400.0),
+    # How often the idle-conversation schedules run, and agents' auto-away is applied.
+    "TRANSITION_EVERY_S": (3600.0, 1.0, 7 * 86400.0),
+    "AGENT_AWAY_CHECK_S": (60.0, 0.0, 86400.0),
+}
+# Days without activity before a schedule closes ACTIVE / archives CLOSED conversations; 0 turns it off.
+TRANSITION_DAYS = {"CLOSE_INACTIVE_DAYS": (30, 0, 3650), "ARCHIVE_CLOSED_DAYS": (90, 0, 3650)}
 # Bounds per socket and per user, as (default, minimum, maximum). Unsent outbound data per socket: a reader
 # that falls this far behind is closed (4008) and resumes with lastMessageId; 1 MiB holds 100 full-size
 # messages or thousands of ordinary ones. Sockets per user across workers: a person's tabs and devices,
@@ -169,6 +184,21 @@ class Config:
     auto_assign: str = "balanced"
     agent_away_after_s: float = AGENT_AWAY_AFTER_S[0]
     http_db_threads: int = HTTP_DB_THREADS[0]
+    jobs_runner: str = "embedded"
+    job_settings: dict[str, Any] = field(default_factory=dict)
+    # Webhook URLs may resolve to private, loopback or link-local addresses (tests; never in production).
+    webhook_allow_private: bool = False
+
+
+def _jobs_runner(env: Mapping[str, str], redis_url: str | None) -> str:
+    """Celery when the stack has Redis, else this process (CHAT_JOBS_RUNNER overrides either way)."""
+    default = "celery" if redis_url else "embedded"
+    runner = env.get("CHAT_JOBS_RUNNER", "").strip().lower() or default
+    if runner not in JOBS_RUNNERS:
+        raise ConfigError(f"CHAT_JOBS_RUNNER={runner!r} is not one of {', '.join(sorted(JOBS_RUNNERS))}")
+    if runner == "celery" and not redis_url:
+        raise ConfigError("CHAT_JOBS_RUNNER=celery needs REDIS_URL (Celery's broker)")
+    return runner
 
 
 def _http_url(name: str, raw: str) -> str:
@@ -467,6 +497,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         auto_assign=auto_assign,
         agent_away_after_s=_ranged(env, "CHAT_AGENT_AWAY_AFTER_S", AGENT_AWAY_AFTER_S),
         http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),
+        jobs_runner=_jobs_runner(env, redis_url),
+        webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),
+        job_settings={
+            name: _ranged(env, f"CHAT_{name}", spec) for name, spec in {**JOB_TIMINGS, **TRANSITION_DAYS}.items()
+        },
         http_security=_http_security(env),
         tracing=_tracing(env),
         metrics_token=_metrics_token(env),

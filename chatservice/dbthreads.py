@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -55,6 +55,10 @@ class DatabaseThreads:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=self._size(), thread_name_prefix=self._name)
             return self._executor
+
+    def submit(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Run `fn` on one of the pool's threads, from synchronous code."""
+        return self._pool().submit(_keeping_connection(fn), *args, **kwargs)
 
     def wrap(self, fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
         """`fn` as a coroutine function that runs on one of the pool's threads."""

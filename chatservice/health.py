@@ -22,6 +22,13 @@ logger = logging.getLogger(__name__)
 HEALTH_CHECK_TIMEOUT_S = 2.0
 
 OK, ERROR, TIMEOUT = "ok", "error", "timeout"
+# The job queue answers but its oldest due job waits longer than CHAT_JOB_LATE_AFTER_S: reported, and not a
+# reason to take this worker out of service (its chat works; the job runner is what needs looking at).
+LATE = "late"
+
+
+class JobsLate(Exception):
+    pass
 
 
 def _database_round_trip() -> None:
@@ -98,13 +105,36 @@ async def check_channel_layer() -> None:
     await probe.ping()
 
 
+def _job_queue_lateness() -> float:
+    from jobs.selectors import queue_lateness_s
+
+    try:
+        return queue_lateness_s()
+    finally:
+        connections["default"].close()
+
+
+async def check_jobs() -> None:
+    from django.conf import settings
+
+    if await sync_to_async(_job_queue_lateness, thread_sensitive=False)() > settings.CHAT["JOB_LATE_AFTER_S"]:
+        raise JobsLate
+
+
 # Names as /health reports them (camelCase, like the rest of the API).
-CHECKS: dict[str, Callable[[], Awaitable[None]]] = {"database": check_database, "channelLayer": check_channel_layer}
+CHECKS: dict[str, Callable[[], Awaitable[None]]] = {
+    "database": check_database,
+    "channelLayer": check_channel_layer,
+    "jobs": check_jobs,
+}
 
 
 async def _run(name: str, check: Callable[[], Awaitable[None]], timeout: float) -> tuple[str, str]:
     try:
         await asyncio.wait_for(check(), timeout)
+    except JobsLate:
+        logger.warning("health check %s: the job queue is late", name)
+        return name, LATE
     except Exception as exc:
         logger.warning("health check %s failed: %s", name, type(exc).__name__)
         return name, TIMEOUT if isinstance(exc, TimeoutError) else ERROR
@@ -117,4 +147,8 @@ async def run_checks(timeout: float = HEALTH_CHECK_TIMEOUT_S) -> dict[str, str]:
 
 
 def failing(results: dict[str, str]) -> list[str]:
-    return [name for name, state in results.items() if state != OK]
+    return [name for name, state in results.items() if state not in (OK, LATE)]
+
+
+def late(results: dict[str, str]) -> list[str]:
+    return [name for name, state in results.items() if state == LATE]

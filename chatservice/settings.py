@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "realtime",
     "identity",
     "desk",
+    "jobs",
+    "webhooks",
     "corsheaders",
     "axes",
 ]
@@ -236,7 +238,21 @@ CHAT = {
     "AUTO_ASSIGN": CONFIG.auto_assign,
     "AGENT_AWAY_AFTER_S": CONFIG.agent_away_after_s,
     "HTTP_DB_THREADS": CONFIG.http_db_threads,
+    "JOBS_RUNNER": CONFIG.jobs_runner,
+    "WEBHOOK_ALLOW_PRIVATE": CONFIG.webhook_allow_private,
+    **CONFIG.job_settings,
 }
+
+# Celery (jobs/, chatservice/celery.py): the stack's Redis is the broker; a job's state lives in the
+# database (jobs.models.Job), so results are not stored. A task is acknowledged after it ran, so a worker
+# killed mid-task leaves it to another one (the job's lease and the sweep cover it as well).
+CELERY_BROKER_URL = CONFIG.redis_url
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -11,7 +11,7 @@ from django.views import csrf, defaults
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from chatservice.errors import json_error, wants_html_errors
-from chatservice.health import failing, run_checks
+from chatservice.health import failing, late, run_checks
 
 # Django's error handlers (chatservice.urls) and CSRF failure view (settings.CSRF_FAILURE_VIEW), with DEBUG
 # off: `{"detail", "code"}` JSON like every other API error, Django's own pages in admin and on the donor page.
@@ -70,6 +70,8 @@ async def health(request: HttpRequest) -> JsonResponse:
     body: dict[str, object] = {"status": "ok" if not down else "error", "checks": results}
     if down:
         body["failing"] = down
+    if behind := late(results):
+        body["late"] = behind
     return JsonResponse(body, status=503 if down else 200)
 
 

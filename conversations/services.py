@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -135,6 +136,8 @@ def conversation_update(
                 )
             if status_changed:
                 _record_status_change(conversation=conversation, actor=actor, status=status)
+            if snoozed_until is not UNSET and snoozed_until is not None and snoozed_until > now:
+                _schedule_wake(conversation.pk, snoozed_until)
             inbox_events.conversation_updated_on_commit(conversation.pk)
 
     write()
@@ -145,6 +148,36 @@ def conversation_update(
     elif status_changed or (snoozed_until is not UNSET and snoozed_until is None):
         _assignment().drain_queue()  # capacity freed, or a conversation woke
     return conversation
+
+
+def _schedule_wake(conversation_id: str, until: datetime) -> None:
+    """Record the wake-up with the snooze (same transaction): it runs at `until` (jobs.kinds.wake)."""
+    from jobs.kinds import SNOOZE_WAKE_KIND
+    from jobs.services import job_enqueue
+
+    job_enqueue(
+        kind=SNOOZE_WAKE_KIND, payload={"conversationId": conversation_id, "until": until.isoformat()}, run_at=until
+    )
+
+
+def conversation_wake(*, conversation_id: str, until: datetime, now: datetime) -> bool:
+    """Wake a conversation snoozed until `until` once that time has come: the snooze is cleared, the
+    inbox is told and the queue served. A conversation snoozed again to another time, woken by its
+    donor or already awake is left alone (the job of its new snooze wakes it). Returns whether it woke."""
+    from realtime import inbox_events
+
+    if until > now:
+        raise ValueError("woken before its time")  # a clock running behind: retried later
+    with atomic():
+        # Any snooze now due, not only this one: MongoDB keeps milliseconds, so `until` may not compare equal.
+        woke = Conversation.objects.filter(pk=conversation_id, snoozed_until__lte=now).update(
+            snoozed_until=None, updated_at=now
+        )
+        if woke:
+            inbox_events.conversation_updated_on_commit(conversation_id)
+    if woke:
+        _assignment().drain_queue()
+    return bool(woke)
 
 
 def reopen_by_donor(*, conversation_id: str, donor: Principal) -> bool:
@@ -229,9 +262,18 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
     else:
         seq = selectors.last_seq(conversation.pk)
     now = timezone.now()
-    moved = Participant.objects.advance_watermark(
-        conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role, seq=seq, at=now
-    )
+    from webhooks.models import EventType
+    from webhooks.selectors import subscribed
+    from webhooks.services import events_record
+
+    announced = subscribed(EventType.CONVERSATION_READ)
+    with atomic() if announced else nullcontext():  # the watermark and its webhook event commit together
+        moved = Participant.objects.advance_watermark(
+            conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role, seq=seq, at=now
+        )
+        if moved and announced:
+            refs = {"userId": reader.user_id, "role": reader.role, "lastReadAt": now.isoformat()}
+            events_record(EventType.CONVERSATION_READ, conversation.pk, refs=refs)
     if moved:
         receipt_for = message_selectors.message_at(conversation.pk, seq)
         if receipt_for is not None:

@@ -38,6 +38,8 @@ from realtime.events import (
     message_payload,
     messages_event,
 )
+from webhooks import services as webhook_events
+from webhooks.models import EventType
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +196,10 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
         return Appended(results, {}, [], frozenset(closed))
     Message.objects.bulk_create(messages)
     Participant.objects.advance_watermarks(watermarks)
+    webhook_events.events_record_many(
+        (EventType.MESSAGE_CREATED, m.conversation_id, {"messageId": m.id}, m.message_type in STAFF_ONLY_TYPES)
+        for m in messages
+    )
     by_conv: dict[str, list[Message]] = defaultdict(list)
     for message in messages:
         by_conv[message.conversation_id].append(message)

@@ -215,8 +215,18 @@ def _schedule(kind: str, conversation_id: str) -> None:
 
 
 def conversation_updated_on_commit(conversation_id: str) -> None:
+    """Announce a changed conversation: to inbox sockets once committed, and to webhook endpoints by
+    delivery jobs recorded now, in the change's transaction (webhooks.services)."""
+    from webhooks.models import EventType
+    from webhooks.services import events_record
+
     _schedule("updated", conversation_id)
+    events_record(EventType.CONVERSATION_UPDATED, conversation_id)
 
 
 def conversation_created_on_commit(conversation_id: str) -> None:
+    from webhooks.models import EventType
+    from webhooks.services import events_record
+
     _schedule("created", conversation_id)
+    events_record(EventType.CONVERSATION_CREATED, conversation_id)

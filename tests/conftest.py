@@ -38,10 +38,12 @@ def close_websocket_db_pool(django_db_setup, django_db_blocker):
     before the test database is dropped (PostgreSQL refuses to drop a database with open sessions)."""
     yield
     from chatservice.asgi_handler import close_http_threads
+    from jobs.runner import stop_embedded
     from realtime.dbpool import close_db_pool
 
     close_db_pool()
     close_http_threads()
+    stop_embedded()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -96,9 +98,11 @@ def fresh_cache() -> Iterator[None]:
     from django.core.cache import cache
 
     from desk.names import forget_staff_name
+    from webhooks.selectors import forget_endpoints
 
     cache.clear()
     forget_staff_name()  # staff display names, kept per process
+    forget_endpoints()  # webhook endpoints, kept per process (a flushed table sends no delete signal)
     yield
 
 

@@ -530,19 +530,19 @@ def redis_layer(url: str) -> dict[str, Any]:
 
 @pytest.mark.django_db
 def test_check_dependencies_with_the_in_memory_layer():
-    assert run("check_dependencies") == "database: ok\nchannelLayer: ok\n"
+    assert run("check_dependencies") == "database: ok\nchannelLayer: ok\njobs: ok\n"
 
 
 @pytest.mark.django_db
 def test_check_dependencies_follows_a_real_redis_going_down_and_up(settings):
     with redis_server() as redis:
         settings.CHANNEL_LAYERS = redis_layer(redis.url)
-        assert run("check_dependencies") == "database: ok\nchannelLayer: ok\n"
+        assert run("check_dependencies") == "database: ok\nchannelLayer: ok\njobs: ok\n"
         redis.stop()
         with pytest.raises(CommandError, match=r"^unavailable: channelLayer \(error\)$"):
             run("check_dependencies")
         redis.start()
-        assert run("check_dependencies") == "database: ok\nchannelLayer: ok\n"
+        assert run("check_dependencies") == "database: ok\nchannelLayer: ok\njobs: ok\n"
 
 
 @pytest.mark.django_db
@@ -585,7 +585,7 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_exit_codes_of_real_processes(process_env):
     healthy = manage(process_env, "check_dependencies")
-    assert (healthy.returncode, healthy.stdout) == (0, "database: ok\nchannelLayer: ok\n"), healthy.stderr
+    assert (healthy.returncode, healthy.stdout) == (0, "database: ok\nchannelLayer: ok\njobs: ok\n"), healthy.stderr
 
     with redis_server() as redis:
         redis.stop()

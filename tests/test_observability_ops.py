@@ -69,7 +69,7 @@ def test_live_answers_while_the_database_and_redis_are_down(keypair):
             health = httpx.get(f"{worker.url}/health", timeout=10)
     assert (live.status_code, live.json()) == (200, {"status": "ok"})
     assert health.status_code == 503
-    assert health.json()["failing"] == ["database", "channelLayer"]
+    assert health.json()["failing"] == ["database", "channelLayer", "jobs"]  # the queue is read from the database
 
 
 def test_health_names_the_channel_layer_while_redis_is_stopped_and_recovers(keypair, tmp_path):
@@ -90,7 +90,7 @@ def test_health_names_the_channel_layer_while_redis_is_stopped_and_recovers(keyp
             while (up := httpx.get(f"{worker.url}/health", timeout=10)).status_code != 200:
                 assert time.monotonic() < deadline, up.json()
                 time.sleep(0.2)  # bounded poll: the worker's reconnection is not an event we can await
-            assert up.json() == {"status": "ok", "checks": {"database": "ok", "channelLayer": "ok"}}
+            assert up.json() == {"status": "ok", "checks": {"database": "ok", "channelLayer": "ok", "jobs": "ok"}}
 
 
 # ==== /metrics protection ===========================================================================

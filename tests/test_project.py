@@ -24,7 +24,7 @@ def closed_port() -> int:
 def test_health_ok():
     response = Client().get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "channelLayer": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "channelLayer": "ok", "jobs": "ok"}}
 
 
 def test_health_503_names_the_channel_layer_when_redis_is_unreachable(settings):

@@ -44,7 +44,7 @@ def server(sqlite_env):
 
 def test_served_by_daphne_end_to_end(server, keys):
     health = httpx.get(f"{server.url}/health")
-    assert health.json() == {"status": "ok", "checks": {"database": "ok", "channelLayer": "ok"}}
+    assert health.json() == {"status": "ok", "checks": {"database": "ok", "channelLayer": "ok", "jobs": "ok"}}
     donor_token = token(keys, "donor-1")
     headers = {"Authorization": f"Bearer {donor_token}"}
     created = httpx.post(f"{server.url}/api/conversations", json={"subject": "Hi"}, headers=headers)
@@ -87,7 +87,7 @@ def test_health_is_503_naming_the_database_when_it_is_down(keys):
     with daphne(env, expect_healthy=False) as broken:
         response = httpx.get(f"{broken.url}/health", timeout=10)
     assert response.status_code == 503
-    assert response.json()["failing"] == ["database"]
+    assert response.json()["failing"] == ["database", "jobs"]  # the job queue is read from the database
     assert response.json()["checks"]["channelLayer"] == "ok"
 
 

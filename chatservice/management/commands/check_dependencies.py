@@ -8,7 +8,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chatservice.health import HEALTH_CHECK_TIMEOUT_S, failing, run_checks
+from chatservice.health import HEALTH_CHECK_TIMEOUT_S, failing, late, run_checks
 
 # Longest --timeout accepted: orchestrators kill probes long before this, so more is a typo.
 MAX_TIMEOUT_S = 300.0
@@ -39,12 +39,17 @@ class Command(BaseCommand):
             default=HEALTH_CHECK_TIMEOUT_S,
             help=f"seconds each dependency may take (default {HEALTH_CHECK_TIMEOUT_S:g}, as for /health)",
         )
+        parser.add_argument(
+            "--fail-on-late-jobs",
+            action="store_true",
+            help="also exit 1 when the job queue is late (for monitoring; start-up checks leave it off)",
+        )
 
-    def handle(self, *args: Any, timeout: float, verbosity: int, **options: Any) -> None:
+    def handle(self, *args: Any, timeout: float, verbosity: int, fail_on_late_jobs: bool, **options: Any) -> None:
         results = async_to_sync(run_checks)(timeout)
         if verbosity >= 1:
             for name, state in results.items():
                 self.stdout.write(f"{name}: {state}")
-        down = failing(results)
+        down = failing(results) + (late(results) if fail_on_late_jobs else [])
         if down:
             raise CommandError("unavailable: " + ", ".join(f"{name} ({results[name]})" for name in down))
