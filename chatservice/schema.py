@@ -173,6 +173,10 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "not_assigned": ErrorCode(409, "Unassign names a staff member who is not assigned to the conversation."),
     "short_code_taken": ErrorCode(409, "The caller already has a canned response with this `shortCode`."),
     "assignment_race": ErrorCode(409, "The assignment changed meanwhile; try again."),
+    # The satisfaction survey (issue 13).
+    "csat_donor_only": ErrorCode(403, "Staff sent a rating: only the donor rates a conversation."),
+    "conversation_not_closed": ErrorCode(409, "A rating for a conversation that is not CLOSED."),
+    "csat_already_submitted": ErrorCode(409, "The conversation was already rated since it was last closed."),
 }
 
 # What every operation can answer: each needs credentials and answers JSON (or the browsable API), and Django

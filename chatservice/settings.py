@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "desk",
     "jobs",
     "webhooks",
+    "csat",
     "corsheaders",
     "axes",
 ]

@@ -82,6 +82,15 @@ def _clean_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """An integer as JSON sends it: `"3"`, `3.0` and `true` are not integers (DRF takes all three)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictCharField(serializers.CharField):
     """A CharField that refuses non-strings instead of coercing 42 into "42", and cleans controls.
 

@@ -119,6 +119,8 @@ class Conversation(models.Model):
     public_preview_message_id = models.CharField(  # noqa: DJ001
         max_length=ID_MAX_LENGTH, null=True, blank=True, editable=False
     )
+    # The donor's latest rating (csat.services.csat_json), kept with it: the list shows it without a query.
+    csat = models.JSONField(null=True, blank=True, editable=False)
 
     objects = ConversationQuerySet.as_manager()
 

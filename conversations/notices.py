@@ -12,6 +12,9 @@ from typing import Any
 STATUS_CHANGED_EVENT = "status_changed"
 ASSIGNED_EVENT = "assigned"
 UNASSIGNED_EVENT = "unassigned"
+# The close notice asks the donor to rate the conversation (metadata.kind): donor pages show the rating
+# form on it, live or from the history.
+CSAT_REQUEST_KIND = "csat_request"
 
 # How an assignment came about (metadata "how").
 SELF, MANUAL, AUTO, TRANSFER = "self", "manual", "auto", "transfer"
@@ -32,7 +35,8 @@ def unassigned_metadata(*, admin_id: str, admin_name: str, actor_name: str, by_s
 
 
 def status_metadata(*, status: str, actor_name: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"event": STATUS_CHANGED_EVENT, "status": status, "actorName": actor_name, **(details or {})}
+    csat = {"kind": CSAT_REQUEST_KIND} if status == "CLOSED" else {}
+    return {"event": STATUS_CHANGED_EVENT, "status": status, "actorName": actor_name, **csat, **(details or {})}
 
 
 def notice_text(metadata: dict[str, Any], *, reason: str = "") -> str | None:

@@ -89,6 +89,7 @@ def conversation_json(
         "firstResponseAt": _when(conversation.first_response_at),
         "waitingSince": _when(conversation.waiting_since),
         "lastMessage": last_message_json(last),
+        "csat": conversation.csat,
     }
     if role != Role.ADMIN:
         for name in STAFF_ONLY_FIELDS:

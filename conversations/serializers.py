@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chatservice.validation import MetadataField, StrictCharField
+from chatservice.validation import MetadataField, StrictCharField, StrictIntegerField
 from conversations.models import (
     LABEL_MAX_LENGTH,
     MAX_LABELS,
@@ -50,6 +50,15 @@ class LastMessageSerializer(serializers.Serializer):
         return preview_of(message)
 
 
+class CsatSerializer(serializers.Serializer):
+    """A donor's rating of a closed conversation (POST …/csat's answer; a conversation's `csat`)."""
+
+    conversationId = serializers.CharField()
+    rating = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(allow_blank=True)
+    submittedAt = serializers.DateTimeField()
+
+
 class ConversationSerializer(serializers.Serializer):
     """Output: the shape the schema publishes. `unreadCount` is for the viewer (null when the viewer is not
     a participant). Responses are built by conversations.rendering, which tests hold equal to this."""
@@ -72,6 +81,7 @@ class ConversationSerializer(serializers.Serializer):
     firstResponseAt = serializers.DateTimeField(source="first_response_at", allow_null=True)
     waitingSince = serializers.DateTimeField(source="waiting_since", allow_null=True)
     lastMessage = serializers.SerializerMethodField()
+    csat = CsatSerializer(allow_null=True, read_only=True, help_text="The donor's latest rating, or null.")
 
     def get_unreadCount(self, conversation: Conversation) -> int | None:
         # participants.all() is prefetched: no query per conversation.
@@ -89,6 +99,11 @@ class ConversationSerializer(serializers.Serializer):
             for name in STAFF_ONLY_FIELDS:
                 data.pop(name, None)
         return data
+
+
+class CsatInput(serializers.Serializer):
+    rating = StrictIntegerField(min_value=1, max_value=5)
+    comment = StrictCharField(required=False, allow_blank=True, max_length=1000, default="")
 
 
 class ConversationCreateInput(serializers.Serializer):

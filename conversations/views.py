@@ -22,6 +22,8 @@ from conversations.serializers import (
     ConversationListQuery,
     ConversationSerializer,
     ConversationUpdateInput,
+    CsatInput,
+    CsatSerializer,
     ReadInput,
     ReadStateSerializer,
     TransferInput,
@@ -194,6 +196,31 @@ class ConversationViewSet(viewsets.GenericViewSet):
         data = _validated(TransferInput, request.data)
         assignment.transfer(conversation=conversation, actor=request.user, agent_id=data["adminId"])
         return self._render(conversation)
+
+    @extend_schema(
+        request=CsatInput,
+        responses={
+            201: CsatSerializer,
+            **error_responses(
+                ALWAYS_ERRORS,
+                BODY_ERRORS,
+                UNSAFE_ERRORS,
+                ("required", "invalid", "min_value", "max_value", "not_a_string", "max_length", "not_found"),
+                ("csat_donor_only", "conversation_not_closed", "csat_already_submitted"),
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def csat(self, request: Request, pk: str) -> Response:
+        """The donor rates the conversation they took part in, once per closing (1 to 5, an optional comment)."""
+        from csat.services import csat_json, csat_submit
+
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+        data = _validated(CsatInput, request.data)
+        rating = csat_submit(
+            conversation=conversation, donor=request.user, rating=data["rating"], comment=data["comment"]
+        )
+        return Response(csat_json(rating), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=ReadInput,

@@ -8,7 +8,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chatservice.validation import StrictCharField
+from chatservice.validation import StrictCharField, StrictIntegerField
 from conversations.models import DISPLAY_NAME_MAX_LENGTH
 from desk.models import CANNED_CONTENT_MAX_LENGTH, MAX_CAPACITY, SHORT_CODE_MAX_LENGTH, Availability
 
@@ -19,15 +19,6 @@ class AgentSerializer(serializers.Serializer):
     availability = serializers.CharField()
     openAssigned = serializers.IntegerField(source="open_assigned")
     capacity = serializers.IntegerField()
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """An integer as JSON sends it: `"3"`, `3.0` and `true` are not integers (DRF takes all three)."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class AgentUpdateInput(serializers.Serializer):

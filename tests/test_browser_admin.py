@@ -141,7 +141,12 @@ def test_close_action_from_the_inbox_reaches_the_open_workspace_and_the_donor(ch
         expect(thread.locator("[data-desk-reply]")).to_be_hidden()
         expect(thread.locator("[data-desk-closed] [data-desk-action=reopen]")).to_be_visible()
         notice = wait_for(donor, lambda f: f["type"] == "system")
-        assert notice["metadata"] == {"event": "status_changed", "status": "CLOSED", "actorName": "Support"}
+        assert notice["metadata"] == {
+            "event": "status_changed",
+            "status": "CLOSED",
+            "actorName": "Support",
+            "kind": "csat_request",
+        }
 
     detail = chat_server.api("GET", f"/api/conversations/{conversation}", DONOR).json()
     assert detail["status"] == "CLOSED"

@@ -312,3 +312,45 @@ def test_too_many_open_windows_says_so_and_gets_in_once_one_closes(chat_server, 
         # Backoff with jitter starts at 4 s here (README): within the expectation's time.
         expect(page.locator("#connection")).to_have_attribute("data-state", "online", timeout=30_000)
         expect(alert).to_be_hidden()
+
+
+def test_a_closed_conversation_asks_for_a_rating_live_and_thanks_once_sent(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Refund of a double charge")
+    post(chat_server, conversation, "The duplicate charge is refunded; you will see it within 5 days.")
+    page = new_page()
+    open_chat(page, chat_server, conversation)
+    expect(page.locator("#csat")).to_be_hidden()  # open: nothing to rate
+
+    closed = chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "CLOSED"})
+    assert closed.status_code == 200, closed.text
+    survey = page.locator("#csat")
+    expect(survey).to_be_visible()  # asked live, by the close notice
+    expect(page.get_by_role("group", name="How did we do?")).to_be_visible()
+    kit.document(page, "donor-csat")
+
+    survey.get_by_role("button", name="Send rating").click()
+    expect(page.locator("#alert")).to_have_text("Choose a rating from 1 to 5.")  # nothing sent
+    survey.locator("label", has_text="4").click()
+    page.get_by_label("Anything to add?").fill("Quick and kind")
+    survey.get_by_role("button", name="Send rating").click()
+    expect(page.locator("#csat-thanks")).to_be_visible()
+    expect(survey).to_be_hidden()
+    rated = chat_server.api("GET", f"/api/conversations/{conversation}", DONOR).json()["csat"]
+    assert (rated["rating"], rated["comment"]) == (4, "Quick and kind")
+
+    # Opened again later: already rated, so thanked and not asked again.
+    again = new_page(width=360, height=740)
+    open_chat(again, chat_server, conversation)
+    expect(again.locator("#csat-thanks")).to_be_visible()
+    expect(again.locator("#csat")).to_be_hidden()
+
+
+def test_the_rating_form_fits_a_small_screen(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Tax receipt")
+    closed = chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "CLOSED"})
+    assert closed.status_code == 200, closed.text
+    page = new_page(width=360, height=740)
+    open_chat(page, chat_server, conversation)
+    expect(page.locator("#csat")).to_be_visible()  # asked on opening a closed, unrated conversation
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    kit.document(page, "donor-csat-360px")

@@ -178,6 +178,13 @@ def test_two_agents_two_donors_assignment_transfer_notes_and_canned(chat_server,
     expect(john.locator("[data-desk-closed]")).to_be_visible()
     expect(john.locator("[data-desk-reply]")).to_be_hidden()
     expect(item(john, first)).to_have_count(0)  # the Open filter hides it now
+    # The donor rates it; the context pane shows the rating live (conversation_updated), as text.
+    rated = chat_server.api(
+        "POST", f"/api/conversations/{first}/csat", "donor-a", json={"rating": 5, "comment": "<b>Great</b> help"}
+    )
+    assert rated.status_code == 201, rated.text
+    expect(john.locator("[data-desk-clocks]")).to_contain_text("5 / 5 · “<b>Great</b> help”")
+    save(john, "workspace-1280-rated")
 
     small = new_page(width=360, height=740)
     log_in(small, chat_server, "maria")

@@ -122,6 +122,7 @@ def test_close_inactive_closes_through_the_service_as_the_system_actor(idle_and_
             "inactiveDays": 30,
             "actorName": "CareForAll support",
             "reasonText": "no activity for 30 days",
+            "kind": "csat_request",  # the donor is asked to rate it
         }
         fresh = Conversation.objects.get(pk=message.conversation_id)
         assert message.seq == fresh.last_seq  # appended as the latest message
@@ -237,6 +238,7 @@ async def test_connected_sockets_receive_the_closure(make_token):
         "inactiveDays": 30,
         "actorName": "CareForAll support",
         "reasonText": "no activity for 30 days",
+        "kind": "csat_request",
     }
     # And the donor writing again reopens it, like after any close (staff would be refused).
     await communicator.send_to(text_data=json.dumps({"type": "message", "content": "hello?"}))
@@ -349,7 +351,7 @@ def test_erase_donor_anonymizes_in_place_and_leaves_no_trace(history):
             ERASED_USER_ID,
             "SYSTEM",
             "Conversation closed by erased-user",
-            {"event": "status_changed", "status": "CLOSED", "actorName": ERASED_USER_ID},
+            {"event": "status_changed", "status": "CLOSED", "actorName": ERASED_USER_ID, "kind": "csat_request"},
             None,
         ),
     ]
@@ -465,6 +467,7 @@ def test_chat_stats_text_and_json(db):
         "Oldest unassigned: none",
         "First response: none yet",
         "Resolution: none yet",
+        "CSAT: 0 ratings",
     ]
     assert json.loads(run("chat_stats", "--json"))["oldestUnassigned"] is None
 
@@ -503,6 +506,7 @@ def test_chat_stats_text_and_json(db):
             "conversationId": waiting_long.pk,
             "createdAt": opened.isoformat().replace("+00:00", "Z"),
         },
+        "csat": {"count": 0, "average": None, "byAgent": {}},
     }
     assert timedelta(days=2, hours=3, minutes=10).total_seconds() <= age < timedelta(days=2, hours=4).total_seconds()
     resolution = stats["resolutionSeconds"]

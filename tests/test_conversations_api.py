@@ -39,6 +39,7 @@ def test_create_returns_the_seed_shape_and_makes_the_creator_a_user_participant(
         "firstResponseAt",
         "waitingSince",
         "lastMessage",
+        "csat",
     }
     assert body["conversationId"].startswith("conv_")
     assert body["createdBy"] == "u1"
@@ -200,7 +201,7 @@ def test_status_change_records_a_system_message(agent, conversation):
     assert (message.message_type, message.sender_id, message.metadata) == (
         "SYSTEM",
         "agent1",
-        {"event": "status_changed", "status": "CLOSED", "actorName": "Support"},
+        {"event": "status_changed", "status": "CLOSED", "actorName": "Support", "kind": "csat_request"},
     )
     agent.put(url(conversation), {"status": "CLOSED", "subject": "same status"}, format="json")
     assert Message.objects.filter(conversation=conversation).count() == 1  # no change, no message

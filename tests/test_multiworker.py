@@ -139,7 +139,12 @@ async def test_rest_writes_on_one_worker_reach_sockets_on_the_other(cluster, key
     assert (received["messageId"], received["content"]) == (posted.json()["messageId"], "via REST")
     rest(keys, worker_a, "PUT", f"/api/conversations/{conversation}", "agent-r", "ADMIN", json={"status": "CLOSED"})
     closed = await donor.message("system")
-    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED", "actorName": "Support"}
+    assert closed["metadata"] == {
+        "event": "status_changed",
+        "status": "CLOSED",
+        "actorName": "Support",
+        "kind": "csat_request",  # the donor is asked to rate it
+    }
     await donor.ws.close()
 
 

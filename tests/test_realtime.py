@@ -235,7 +235,12 @@ async def test_rest_writes_reach_sockets(conversation, make_token, client_for):
 
     await sync_to_async(agent_api.put)(base, {"status": "CLOSED"}, format="json")
     closed = await donor.expect("system")
-    assert closed["metadata"] == {"event": "status_changed", "status": "CLOSED", "actorName": "Support"}
+    assert closed["metadata"] == {
+        "event": "status_changed",
+        "status": "CLOSED",
+        "actorName": "Support",
+        "kind": "csat_request",  # the donor is asked to rate it
+    }
     agent = await connect(conversation.pk, make_token("agent1", "ADMIN"))
     await donor.expect("user_joined")
     await agent.send({"type": "message", "content": "one more thing"})

@@ -187,3 +187,16 @@ def test_a_url_that_became_private_is_refused_at_delivery(receiver, settings):
         job.refresh_from_db()
     assert "non-public address" in job.last_error
     assert receiver.received == []
+
+
+def test_a_rating_is_announced_with_its_rest_representation(receiver, donor):
+    endpoint_create(url=receiver.url, events=["csat.submitted"])
+    conversation = conversation_services.conversation_create(creator=USER, subject="Thanks")
+    conversation_services.conversation_update(conversation=conversation, actor=ADMIN, status="CLOSED")
+    answer = donor.post(f"/api/conversations/{conversation.pk}/csat", {"rating": 5}, format="json").json()
+    (delivery,) = receiver.wait_for(1)
+    assert json.loads(delivery["body"]) == {
+        "type": "csat.submitted",
+        "timestamp": json.loads(delivery["body"])["timestamp"],
+        "data": answer,
+    }

@@ -48,6 +48,11 @@ def _data(payload: dict[str, Any]) -> Any:
         message = Message.objects.get(pk=payload["messageId"])
         participants = list(Participant.objects.filter(conversation_id=conversation_id))
         return MessageSerializer(message, context={"participants": participants}).data
+    if event_type == EventType.CSAT_SUBMITTED:
+        from csat.models import CsatResponse
+        from csat.services import csat_json
+
+        return csat_json(CsatResponse.objects.get(pk=payload["csatId"]))
     if event_type == EventType.CONVERSATION_READ:
         return {key: payload.get(key) for key in ("conversationId", "userId", "role", "lastReadAt")}
     conversation = conversation_selectors.conversations_for_inbox([conversation_id])

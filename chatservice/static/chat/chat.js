@@ -44,6 +44,9 @@
     typing: $("typing"),
     composer: $("composer"),
     input: $("message"),
+    csat: $("csat"),
+    csatComment: $("csat-comment"),
+    csatThanks: $("csat-thanks"),
   };
 
   const state = {
@@ -69,6 +72,7 @@
     typingSentAt: 0,
     typingIdleTimer: null,
     remoteTypers: new Map(), // userId -> timer
+    rated: false, // this closing was rated (or the server says it already was)
   };
 
   class ApiError extends Error {
@@ -523,6 +527,7 @@
       case "message_received":
       case "system":
         receive(normalise(frame), { stream: true });
+        followStatus(frame.metadata || {});
         break;
       case "typing_start":
         if (frame.userId !== state.me) startRemoteTyping(frame.userId);
@@ -578,6 +583,44 @@
   });
   ui.loadOlder.addEventListener("click", loadOlder);
 
+  // ---- the satisfaction survey (README, "Satisfaction survey") -------------------------------------
+
+  // The close notice carries metadata.kind "csat_request"; a reopen (status ACTIVE) withdraws it.
+  function followStatus(metadata) {
+    if (metadata.kind === "csat_request") {
+      state.rated = false;
+      showCsat(true);
+    } else if (metadata.event === "status_changed" && metadata.status === "ACTIVE") {
+      showCsat(false);
+    }
+  }
+
+  function showCsat(shown) {
+    ui.csat.hidden = !shown || state.rated;
+    ui.csatThanks.hidden = !(shown && state.rated);
+  }
+
+  ui.csat.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const chosen = ui.csat.querySelector("input[name=csat-rating]:checked");
+    if (!chosen) {
+      showAlert("Choose a rating from 1 to 5.");
+      return;
+    }
+    try {
+      await api("POST", conversationPath("/csat"), { rating: Number(chosen.value), comment: ui.csatComment.value });
+      state.rated = true;
+    } catch (error) {
+      if (error.code !== "csat_already_submitted") {
+        showAlert(`Could not send your rating: ${error.message}`);
+        return;
+      }
+      state.rated = true; // another tab sent it: thank this one too
+    }
+    showAlert("");
+    showCsat(true);
+  });
+
   // ---- opening a conversation ----------------------------------------------------------------------
 
   async function openConversation(token, conversationId, subject) {
@@ -597,6 +640,11 @@
       ui.openForm.hidden = true;
       ui.chat.hidden = false;
       page.results.forEach((message) => receive(message, { stream: true }));
+      // Rated already if the latest rating came after the latest close (a reopened and closed again
+      // conversation asks again). ISO times of one format compare as text.
+      const asked = page.results.filter((m) => (m.metadata || {}).kind === "csat_request").pop();
+      state.rated = Boolean(conversation.csat) && (!asked || conversation.csat.submittedAt >= asked.createdAt);
+      showCsat(conversation.status === "CLOSED");
       state.olderCursor = cursorFrom(page.next);
       ui.loadOlder.hidden = !state.olderCursor;
       scrollToBottom();

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from conversations.selectors import ChatStats, Durations, chat_stats
+from csat.selectors import CsatStats
 from realtime.events import iso
 
 
@@ -24,11 +25,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON object instead of text")
 
     def handle(self, *args: Any, as_json: bool, **options: Any) -> None:
-        stats = chat_stats()
-        self.stdout.write(render_json(stats) if as_json else render_text(stats))
+        from csat.selectors import csat_stats
+
+        stats, ratings = chat_stats(), csat_stats()
+        self.stdout.write(render_json(stats, ratings) if as_json else render_text(stats, ratings))
 
 
-def render_json(stats: ChatStats) -> str:
+def render_json(stats: ChatStats, ratings: CsatStats) -> str:
     oldest = stats.oldest_unassigned
     return json.dumps(
         {
@@ -43,11 +46,20 @@ def render_json(stats: ChatStats) -> str:
                 "createdAt": iso(oldest.created_at),
                 "ageSeconds": int(oldest.age.total_seconds()),
             },
+            "csat": {
+                "count": ratings.count,
+                "average": ratings.average,
+                "byAgent": {agent: {"count": n, "average": avg} for agent, (n, avg) in ratings.by_agent.items()},
+            },
         }
     )
 
 
-def render_text(stats: ChatStats) -> str:
+def ratings_text(count: int, average: float | None) -> str:
+    return f"{count} rating{'' if count == 1 else 's'}" + (f", average {average:.2f}" if average is not None else "")
+
+
+def render_text(stats: ChatStats, ratings: CsatStats) -> str:
     statuses = ", ".join(f"{status} {count}" for status, count in stats.by_status.items())
     oldest = stats.oldest_unassigned
     lines = [
@@ -62,6 +74,11 @@ def render_text(stats: ChatStats) -> str:
         ),
         "First response: " + durations_text(stats.first_response),
         "Resolution: " + durations_text(stats.resolution),
+        "CSAT: " + ratings_text(ratings.count, ratings.average),
+        *(
+            f"  {agent or '(nobody assigned)'}: {ratings_text(n, average)}"
+            for agent, (n, average) in sorted(ratings.by_agent.items())
+        ),
     ]
     return "\n".join(lines)
 

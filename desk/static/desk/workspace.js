@@ -525,7 +525,9 @@
     var clocks = $("[data-desk-clocks]");
     clocks.textContent = "";
     [["Opened", when(c.createdAt)], ["First response", c.firstResponseAt ? when(c.firstResponseAt) : "Not yet"],
-     ["Waiting", c.waitingSince ? "for " + since(c.waitingSince) : "No"], ["Snoozed until", c.snoozedUntil ? when(c.snoozedUntil) : "—"]]
+     ["Waiting", c.waitingSince ? "for " + since(c.waitingSince) : "No"], ["Snoozed until", c.snoozedUntil ? when(c.snoozedUntil) : "—"],
+     // The donor's latest rating (README, "Satisfaction survey"); their comment as text, never markup.
+     ["Rating", c.csat ? c.csat.rating + " / 5" + (c.csat.comment ? " · “" + c.csat.comment + "”" : "") : "—"]]
       .forEach(function (pair) { clocks.appendChild(el("dt", null, pair[0])); clocks.appendChild(el("dd", null, pair[1])); });
   }
 
