@@ -35,7 +35,12 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def close_websocket_db_pool(django_db_setup, django_db_blocker):
     """The consumers' and the HTTP handler's pool threads keep database connections open; close them
-    before the test database is dropped (PostgreSQL refuses to drop a database with open sessions)."""
+    before the test database is dropped (PostgreSQL refuses to drop a database with open sessions).
+    Also stops the job scheduler that importing chatservice.asgi starts (embedded mode): a thread
+    sweeping the test database every few seconds would race the tests; those that want it start it."""
+    from jobs.runner import stop_embedded as stop_scheduler
+
+    stop_scheduler()
     yield
     from chatservice.asgi_handler import close_http_threads
     from jobs.runner import stop_embedded

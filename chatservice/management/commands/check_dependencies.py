@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatservice.health import HEALTH_CHECK_TIMEOUT_S, failing, late, run_checks
@@ -22,6 +22,26 @@ def timeout_seconds(text: str) -> float:
     if not 0 < value <= MAX_TIMEOUT_S:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {text}")
     return value
+
+
+# After the checks, how long the probes' leftovers (the channel probe's reader) may take to wind down.
+# asyncio.run waits for them without a limit, and a reader cancelled inside channels-redis while Redis
+# restarts once never finished: the command hung (CI, PostgreSQL lane).
+CLEANUP_S = 2.0
+
+
+def run_bounded(timeout: float) -> dict[str, str]:
+    """run_checks on a loop of its own, whose leftover tasks get CLEANUP_S to end after cancellation."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(run_checks(timeout))
+    finally:
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.wait(leftovers, timeout=CLEANUP_S))
+        loop.close()
 
 
 class Command(BaseCommand):
@@ -46,7 +66,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, timeout: float, verbosity: int, fail_on_late_jobs: bool, **options: Any) -> None:
-        results = async_to_sync(run_checks)(timeout)
+        results = run_bounded(timeout)
         if verbosity >= 1:
             for name, state in results.items():
                 self.stdout.write(f"{name}: {state}")
