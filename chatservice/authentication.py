@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from conversations.models import Role
+from notifications.contacts import remember_email
+from notifications.models import EMAIL_MAX_LENGTH
 
 # Roles in the Auth Service's tokens that make a caller support staff; everything else is a donor.
 ADMIN_ROLE_CLAIMS = frozenset({"ADMIN", "SUPER_ADMIN"})
@@ -27,6 +31,7 @@ USER_ID_MAX_LENGTH = 128
 STAFF_ID_PREFIX = "staff:"
 # Tolerated clock skew between the Auth Service and this service when checking exp/nbf/iat.
 JWT_LEEWAY_S = 30
+_validate_email = EmailValidator()
 # RFC 7519 NumericDate claims: a JSON number each, when present (strings, booleans and null are refused).
 TIME_CLAIMS = ("exp", "nbf", "iat")
 
@@ -38,6 +43,8 @@ class Principal:
     user_id: str
     role: str
     via: str = "jwt"
+    # The token's `email` claim when it is a usable address (notifications); not part of who they are.
+    email: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_authenticated(self) -> bool:
@@ -128,7 +135,18 @@ def principal_from_token(token: str) -> Principal:
         raise TokenError(f"Token subjects may not start with {STAFF_ID_PREFIX!r} (console staff ids).")
     role_claim = claims.get("role")
     role = Role.ADMIN if isinstance(role_claim, str) and role_claim in ADMIN_ROLE_CLAIMS else Role.USER
-    return Principal(user_id=user_id.strip(), role=role)
+    return Principal(user_id=user_id.strip(), role=role, email=_usable_email(claims.get("email")))
+
+
+def _usable_email(claim: Any) -> str | None:
+    """The `email` claim if it is a valid address; anything else is ignored (the token stays valid)."""
+    if not isinstance(claim, str) or len(claim) > EMAIL_MAX_LENGTH:
+        return None
+    try:
+        _validate_email(claim)
+    except DjangoValidationError:
+        return None
+    return claim
 
 
 class JWTAuthentication(authentication.BaseAuthentication):
@@ -144,9 +162,11 @@ class JWTAuthentication(authentication.BaseAuthentication):
                 "Authorization header must be 'Bearer <token>'.", code="token_invalid"
             )
         try:
-            return principal_from_token(parts[1]), None
+            principal = principal_from_token(parts[1])
         except TokenError as exc:
             raise exceptions.AuthenticationFailed(exc.detail, code=exc.code) from None
+        remember_email(principal)
+        return principal, None
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (with WWW-Authenticate) rather than 403 when credentials are missing.

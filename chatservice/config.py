@@ -53,6 +53,9 @@ JOBS_RUNNERS = frozenset({"embedded", "celery"})
 JOB_TIMINGS = {
     # The first retry waits about this long, doubling per attempt (jitter in the upper half).
     "JOB_RETRY_BASE_S": (30.0, 0.01, 3600.0),
+    # How long a runner holds a job it took; one that dies lets it lapse and the sweep hands the job out
+    # again. Longer than any handler may take (a webhook's 10 s timeout, an SMTP exchange), with room.
+    "JOB_LEASE_S": (300.0, 1.0, 86400.0),
     # How often due jobs nobody picked up are handed out (also retries and delayed jobs).
     "JOB_SWEEP_S": (5.0, 0.1, 3600.0),
     # /health reports the job queue as late when its oldest due job waits longer than this.
@@ -86,6 +89,13 @@ AUTO_ASSIGN_MODES = frozenset({"balanced", "round_robin", "off"})
 # An ONLINE agent with no staff socket open for this long becomes AWAY, as (default, minimum, maximum)
 # seconds: a closed laptop must not keep receiving conversations.
 AGENT_AWAY_AFTER_S = (300.0, 5.0, 24 * 3600.0)
+# Offline notifications, as (default, minimum, maximum) seconds: the wait before an unread reply is
+# notified (time to read it live, or come back), and the least time between two notifications about one
+# conversation to one person (a busy conversation is not an inbox flood).
+NOTIFY_TIMINGS = {"NOTIFY_DELAY_S": (120.0, 0.0, 86400.0), "NOTIFY_MIN_INTERVAL_S": (900.0, 0.0, 7 * 86400.0)}
+# The conversation's id in CHAT_DONOR_URL_TEMPLATE.
+DONOR_URL_PLACEHOLDER = "{conversationId}"
+SMTP_TIMEOUT_S = 10  # per SMTP command: a stuck mail server holds a job thread no longer than this
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Request line plus headers Daphne reads before answering 431 (chatservice.header_limits): Twisted's own
 # limit, kept; an oversized request costs the worker no more than this before it is refused.
@@ -150,6 +160,21 @@ class TracingConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """Offline notifications (notifications/). `email_backend` is None when the service sends no email."""
+
+    delay_s: float = NOTIFY_TIMINGS["NOTIFY_DELAY_S"][0]
+    min_interval_s: float = NOTIFY_TIMINGS["NOTIFY_MIN_INTERVAL_S"][0]
+    email_backend: str | None = None
+    # Message text in the email (opt-in): an email already sent cannot be erased (README).
+    email_previews: bool = False
+    donor_url_template: str = f"http://localhost:{DEFAULT_PORT}/chat/#conversation={DONOR_URL_PLACEHOLDER}"
+    public_url: str = f"http://localhost:{DEFAULT_PORT}"  # this service, as donors reach it (unsubscribe links)
+    # Django's EMAIL_* settings, as read from the environment.
+    email_settings: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class Config:
     debug: bool
     secret_key: str
@@ -188,6 +213,61 @@ class Config:
     job_settings: dict[str, Any] = field(default_factory=dict)
     # Webhook URLs may resolve to private, loopback or link-local addresses (tests; never in production).
     webhook_allow_private: bool = False
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+
+
+def _public_http_url(name: str, raw: str) -> str:
+    parsed = urlsplit(raw)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ConfigError(f"{name}={raw!r} is not an http(s) URL like https://chat.example.org")
+    return raw.rstrip("/")
+
+
+def _notify(env: Mapping[str, str], *, debug: bool) -> NotifyConfig:
+    """Email goes through SMTP when EMAIL_HOST is set; in development without it, to files under var/mail/
+    (`make run` shows what would be sent); in production without it, nowhere (the notification.pending
+    webhook still fires). Links in emails need the public addresses, so production sending email needs them."""
+    host = _optional(env, "EMAIL_HOST")
+    wanted = _bool(env, "CHAT_NOTIFY_EMAIL", True)
+    backend = None
+    if wanted and host:
+        backend = "django.core.mail.backends.smtp.EmailBackend"
+    elif wanted and debug:
+        backend = "django.core.mail.backends.filebased.EmailBackend"
+    public_raw, template = _optional(env, "CHAT_PUBLIC_URL"), _optional(env, "CHAT_DONOR_URL_TEMPLATE")
+    if backend and host and not debug and not (public_raw and template):
+        raise ConfigError(
+            "CHAT_PUBLIC_URL and CHAT_DONOR_URL_TEMPLATE are required to send notification emails in production "
+            "(their links), or set CHAT_NOTIFY_EMAIL=false"
+        )
+    public_url = _public_http_url("CHAT_PUBLIC_URL", public_raw) if public_raw else NotifyConfig.public_url
+    if template is None:
+        template = f"{public_url}/chat/#conversation={DONOR_URL_PLACEHOLDER}"
+    if DONOR_URL_PLACEHOLDER not in template or urlsplit(template).scheme not in {"http", "https"}:
+        raise ConfigError(f"CHAT_DONOR_URL_TEMPLATE must be an http(s) URL containing {DONOR_URL_PLACEHOLDER}")
+    use_tls, use_ssl = _bool(env, "EMAIL_USE_TLS", False), _bool(env, "EMAIL_USE_SSL", False)
+    if use_tls and use_ssl:
+        raise ConfigError("set EMAIL_USE_TLS or EMAIL_USE_SSL, not both")
+    email_settings = {
+        "EMAIL_HOST": host or "localhost",
+        "EMAIL_PORT": _int(env, "EMAIL_PORT", 465 if use_ssl else 587 if use_tls else 25, minimum=1, maximum=65535),
+        "EMAIL_HOST_USER": env.get("EMAIL_HOST_USER", ""),
+        "EMAIL_HOST_PASSWORD": env.get("EMAIL_HOST_PASSWORD", ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+        "EMAIL_TIMEOUT": SMTP_TIMEOUT_S,
+        "DEFAULT_FROM_EMAIL": _optional(env, "DEFAULT_FROM_EMAIL") or "CareForAll support <support@localhost>",
+        "EMAIL_FILE_PATH": str(VAR_DIR / "mail"),
+    }
+    return NotifyConfig(
+        delay_s=_ranged(env, "CHAT_NOTIFY_DELAY_S", NOTIFY_TIMINGS["NOTIFY_DELAY_S"]),
+        min_interval_s=_ranged(env, "CHAT_NOTIFY_MIN_INTERVAL_S", NOTIFY_TIMINGS["NOTIFY_MIN_INTERVAL_S"]),
+        email_backend=backend,
+        email_previews=_bool(env, "CHAT_NOTIFY_EMAIL_PREVIEW", False),
+        donor_url_template=template,
+        public_url=public_url,
+        email_settings=email_settings,
+    )
 
 
 def _jobs_runner(env: Mapping[str, str], redis_url: str | None) -> str:
@@ -499,6 +579,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),
         jobs_runner=_jobs_runner(env, redis_url),
         webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),
+        notify=_notify(env, debug=debug),
         job_settings={
             name: _ranged(env, f"CHAT_{name}", spec) for name, spec in {**JOB_TIMINGS, **TRANSITION_DAYS}.items()
         },

@@ -20,7 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 # The pages people read in a browser, the admin console and the donor page, keep Django's own error pages.
 # Everything else answers for programs (the API, /live, /health, /metrics, unknown paths): JSON errors.
-HTML_ERROR_PATH_PREFIXES = ("/admin/", "/chat/")
+HTML_ERROR_PATH_PREFIXES = ("/admin/", "/chat/", "/notifications/")
 
 
 class ServiceError(Exception):

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "jobs",
     "webhooks",
     "csat",
+    "notifications",
     "corsheaders",
     "axes",
 ]
@@ -242,7 +243,25 @@ CHAT = {
     "JOBS_RUNNER": CONFIG.jobs_runner,
     "WEBHOOK_ALLOW_PRIVATE": CONFIG.webhook_allow_private,
     **CONFIG.job_settings,
+    "NOTIFY_DELAY_S": CONFIG.notify.delay_s,
+    "NOTIFY_MIN_INTERVAL_S": CONFIG.notify.min_interval_s,
+    "NOTIFY_EMAIL": CONFIG.notify.email_backend is not None,
+    "NOTIFY_EMAIL_PREVIEW": CONFIG.notify.email_previews,
+    "DONOR_URL_TEMPLATE": CONFIG.notify.donor_url_template,
+    "PUBLIC_URL": CONFIG.notify.public_url,
 }
+
+# Email (offline notifications): SMTP from EMAIL_*, files under var/mail/ in development (config._notify).
+EMAIL_BACKEND = CONFIG.notify.email_backend or "django.core.mail.backends.dummy.EmailBackend"
+EMAIL_HOST = CONFIG.notify.email_settings["EMAIL_HOST"]
+EMAIL_PORT = CONFIG.notify.email_settings["EMAIL_PORT"]
+EMAIL_HOST_USER = CONFIG.notify.email_settings["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = CONFIG.notify.email_settings["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = CONFIG.notify.email_settings["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = CONFIG.notify.email_settings["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = CONFIG.notify.email_settings["EMAIL_TIMEOUT"]
+DEFAULT_FROM_EMAIL = CONFIG.notify.email_settings["DEFAULT_FROM_EMAIL"]
+EMAIL_FILE_PATH = CONFIG.notify.email_settings["EMAIL_FILE_PATH"]
 
 # Celery (jobs/, chatservice/celery.py): the stack's Redis is the broker; a job's state lives in the
 # database (jobs.models.Job), so results are not stored. A task is acknowledged after it ran, so a worker

@@ -10,6 +10,7 @@ from conversations.views import ConversationViewSet
 from desk.views import AgentViewSet, CannedResponseViewSet
 from desk.workspace import workspace
 from messaging.views import MessageViewSet
+from notifications.views import NotificationPreferencesView, unsubscribe_page
 
 router = SimpleRouter()
 # The seed's paths have no trailing slash; one is tolerated (clients built on DRF conventions add it).
@@ -30,10 +31,13 @@ urlpatterns = [
     re_path(
         rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/?$", messages, name="conversation-messages"
     ),
+    re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),
     path("admin/desk/", workspace, name="desk-workspace"),
     path("admin/", admin.site.urls),
     path("chat/", donor_chat, name="donor-chat"),
+    # The signed token is a bounded, URL-safe string (django.core.signing); anything else is not a link.
+    re_path(r"^notifications/unsubscribe/(?P<token>[A-Za-z0-9_:.\-]{1,512})/?$", unsubscribe_page, name="unsubscribe"),
 ]
 
 # With DEBUG off: JSON like every other API error, Django's own pages in admin and on the donor page.

@@ -91,6 +91,15 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean: `"true"`, `1` and `"on"` are not booleans (DRF takes all three)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class StrictCharField(serializers.CharField):
     """A CharField that refuses non-strings instead of coercing 42 into "42", and cleans controls.
 

@@ -23,6 +23,7 @@ from conversations.renaming import NAMING_EVENTS, replace_whole_word
 from messaging import selectors as message_selectors
 from messaging.models import Message, MessageType
 from messaging.services import message_append
+from notifications import services as notifications
 from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import frame_event, read_receipt_frame
 
@@ -622,7 +623,10 @@ def user_erase(
             AgentProfile.objects.filter(pk=user_id).delete()
             CannedResponse.objects.filter(owner_id=user_id, shared=False).delete()
             CannedResponse.objects.filter(owner_id=user_id).update(owner_id=ERASED_USER_ID)
-    # 5. Participations.
+    # 5. Their notification address, preference and records (no message text is kept there).
+    if not dry_run:
+        notifications.person_erase(user_id=user_id, role=role)
+    # 6. Participations.
     participations = Participant.objects.filter(user_id=user_id, role=role)
     total = participations.count()
     for batch in selectors.in_pk_batches(participations, batch_size):

@@ -19,9 +19,6 @@ from jobs.registry import KINDS
 
 logger = logging.getLogger(__name__)
 
-# How long a runner holds a job it took; one that dies lets it lapse and the sweep hands it out again.
-# Longer than any handler may take (a webhook's 10 s timeout, with room).
-LEASE_S = 300
 # The longest wait between two attempts, whatever the attempt number.
 MAX_BACKOFF_S = 6 * 3600
 # Characters of an error kept on the row (the traceback's last lines).
@@ -89,7 +86,7 @@ def _claim(job_id: str, now: datetime) -> bool:
     return bool(
         Job.objects.filter(due, pk=job_id).update(
             status=JobStatus.RUNNING,
-            lease_until=now + timedelta(seconds=LEASE_S),
+            lease_until=now + timedelta(seconds=settings.CHAT["JOB_LEASE_S"]),
             attempts=F("attempts") + 1,
             updated_at=now,
         )

@@ -21,6 +21,11 @@ class MessageType(models.TextChoices):
     NOTE = "NOTE"
 
 
+# What a person writes to the other side (not notices, not notes): a staff one answers a donor (it stops the
+# waiting clock, may be the first response, and is what a donor is notified of).
+RESPONSE_TYPES = frozenset({MessageType.TEXT, MessageType.FILE})
+
+
 def new_message_id() -> str:
     return new_id(MESSAGE_PREFIX)
 

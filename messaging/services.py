@@ -27,8 +27,9 @@ from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, ServiceError
 from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
-from messaging.models import IDEMPOTENCY_KEY_FLOOR, Message, MessageType, new_message_id
+from messaging.models import IDEMPOTENCY_KEY_FLOOR, RESPONSE_TYPES, Message, MessageType, new_message_id
 from messaging.visibility import STAFF_ONLY_TYPES
+from notifications import services as notifications
 from realtime import inbox_events
 from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import (
@@ -95,10 +96,6 @@ class Appended:
     # The conversations written to, as they stand in the transaction after this append (clocks included):
     # the inbox events are built from them without reading the rows again.
     conversations: dict[str, Conversation] = dataclasses.field(default_factory=dict)
-
-
-# Staff messages that answer a donor (stop the waiting clock, count as the first response).
-RESPONSE_TYPES = frozenset({MessageType.TEXT, MessageType.FILE})
 
 
 def _clock_changes(conversation: Conversation, messages: list[Message]) -> dict[str, Any]:
@@ -203,6 +200,11 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
     by_conv: dict[str, list[Message]] = defaultdict(list)
     for message in messages:
         by_conv[message.conversation_id].append(message)
+    notifications.replies_recorded(
+        (c, states[c].created_by)
+        for c, written in by_conv.items()
+        if any(m.sender_role == Role.ADMIN and m.message_type in RESPONSE_TYPES for m in written)
+    )
     clock_changed: set[str] = set()
     queued: set[str] = set()
     clocks: dict[str, dict[str, Any]] = {}

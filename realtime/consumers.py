@@ -43,6 +43,7 @@ from desk.services import agents_seen
 from messaging import selectors as message_selectors
 from messaging.services import SendRequest, Sent
 from messaging.visibility import payload_visible
+from notifications.contacts import remember_email
 from realtime import auth, broadcast, events, frames, presence, tracing
 from realtime.batcher import SendResult, send_batcher
 from realtime.dbpool import db
@@ -144,6 +145,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         ):
             return await self._refuse(CLOSE_TOO_MANY_SOCKETS)
         self._owed.append("socket_claim")
+        if principal.email:
+            await db(remember_email)(principal)
         newly_staff = False
         if not access.takes_part:  # support staff opening a conversation take part from now on
             _, newly_staff = await db(conversation_services.participant_join)(

@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from typing import Protocol
 
+import redis
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -63,6 +64,9 @@ class Presence(Protocol):
         """True when the person is still gone after the grace (and nobody else announced it)."""
 
     async def refresh(self, conversation_id: str, person: Principal, socket_id: str) -> None: ...
+
+    def online(self, person: Principal) -> bool:
+        """Whether the person has a socket open, on any worker (blocking: for job threads, not the loop)."""
 
 
 def _who(person: Principal) -> str:
@@ -119,6 +123,9 @@ class LocalPresence:
     async def refresh(self, conversation_id: str, person: Principal, socket_id: str) -> None:
         return None
 
+    def online(self, person: Principal) -> bool:
+        return bool(self.sockets.get(_who(person)))  # one dict read: safe from another thread
+
 
 # Claim a place in a user's socket set unless it is full. KEYS: the set. ARGV: now, expiry, limit, socket, ttl.
 _CLAIM = """
@@ -159,6 +166,7 @@ class RedisPresence:
     def __init__(self, url: str) -> None:
         self.url = url
         self._clients = per_loop(self._new_client)  # one client per event loop (tests run several loops)
+        self._blocking: redis.Redis | None = None  # for `online`, from job threads
 
     def _new_client(self) -> aioredis.Redis:
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -210,6 +218,12 @@ class RedisPresence:
     async def confirm_leave(self, conversation_id: str, person: Principal, token: str) -> bool:
         keys = (self._presence_key(conversation_id, person), self._leaving_key(conversation_id, person))
         return bool(await self._clients().eval(_CONFIRM_LEAVE, 2, *keys, token, time.time()))
+
+    def online(self, person: Principal) -> bool:
+        if self._blocking is None:
+            self._blocking = redis.Redis.from_url(self.url, socket_timeout=PRESENCE_WAIT_S)
+        # Entries of a killed worker's sockets have expired scores: not counted.
+        return bool(self._blocking.zcount(self._sockets_key(person), time.time(), "+inf"))
 
     async def refresh(self, conversation_id: str, person: Principal, socket_id: str) -> None:
         key, expiry = self._presence_key(conversation_id, person), time.time() + PRESENCE_TTL_S

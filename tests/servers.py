@@ -222,3 +222,24 @@ def two_workers(public_pem: str, database_path: Path, **extra: str) -> Iterator[
         migrate(env)
         with daphne(env) as worker_a, daphne(env) as worker_b:
             yield Cluster(redis, worker_a, worker_b, env)
+
+
+def database_url(db: Mapping[str, object]) -> str:
+    """DATABASE_URL of the test database Django uses (for a subprocess on the same data)."""
+    if not str(db["ENGINE"]).endswith("sqlite3"):
+        return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+def celery_worker(redis_url: str, database: str, log: Path, **extra: str) -> subprocess.Popen:
+    """A real Celery worker (one process, solo pool) on the given Redis and database."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))},
+        "DJANGO_DEBUG": "true",
+        "REDIS_URL": redis_url,
+        "CHAT_JOBS_RUNNER": "celery",
+        "DATABASE_URL": database,
+        **extra,
+    }
+    command = [sys.executable, "-m", "celery", "-A", "chatservice", "worker", "--pool", "solo", "-l", "info"]
+    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=BASE_DIR)

@@ -354,3 +354,65 @@ def test_the_rating_form_fits_a_small_screen(chat_server, new_page):
     expect(page.locator("#csat")).to_be_visible()  # asked on opening a closed, unrated conversation
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     kit.document(page, "donor-csat-360px")
+
+
+def test_a_notification_email_link_opens_its_conversation_once_signed_in(chat_server, new_page):
+    """The email's link names the conversation, never a token: the page keeps the conversation and asks
+    for the sign-in."""
+    conversation = new_conversation(chat_server, "Receipt for March")
+    page = new_page(width=360, height=740)
+    page.goto(f"{chat_server.url}/chat/#conversation={conversation}")
+    expect(page.get_by_label("Conversation id")).to_have_value(conversation)
+    expect(page.get_by_label("Access token")).to_be_focused()
+    page.get_by_label("Access token").fill(chat_server.mint(DONOR))
+    page.get_by_role("button", name="Open chat").click()
+    expect(page.locator("#chat-title")).to_have_text("Receipt for March")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+
+
+def test_the_unsubscribe_page_asks_once_then_confirms(chat_server, new_page):
+    from django.core import signing
+
+    from notifications.services import UNSUBSCRIBE_SALT
+
+    # The link a notification email carries, signed with the server's DJANGO_SECRET_KEY.
+    token = signing.dumps(
+        ["USER", DONOR], key=chat_server.env["DJANGO_SECRET_KEY"], salt=UNSUBSCRIBE_SALT, compress=True
+    )
+    url = f"{chat_server.url}/notifications/unsubscribe/{token}"
+    for width, suffix in ((1280, ""), (360, "-360px")):
+        page = new_page(width=width, height=740)
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Stop email notifications?")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        kit.document(page, f"unsubscribe-ask{suffix}")
+        page.get_by_role("button", name="Stop emails").click()
+        expect(page.get_by_role("heading", name="You will no longer get these emails")).to_be_visible()
+        kit.document(page, f"unsubscribe-done{suffix}")
+    preferences = chat_server.api("GET", "/api/me/notifications", DONOR).json()
+    assert preferences == {"email": False, "emailAddressKnown": False}
+    page.goto(url[:-4] + "AAAA")  # a link that was cut or changed
+    expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
+
+
+def test_the_notification_email_reads_well_wide_and_narrow(browser):
+    from notifications.emails import render_email
+    from notifications.models import Notification
+
+    notification = Notification(
+        conversation_id="conv_example", user_id=DONOR, role="USER", unread_count=2, first_unread_seq=3, last_seq=4
+    )
+    email = render_email(notification, "donor@example.org")
+    html = email.alternatives[0][0]
+    assert "Read and reply" in html and "Stop these emails" in html
+    for width, suffix in ((1280, ""), (360, "-360px")):
+        page = browser.new_page(viewport={"width": width, "height": 600})
+        try:
+            page.set_content(html)
+            expect(page.get_by_role("link", name="Read and reply")).to_have_attribute(
+                "href", "http://localhost:3006/chat/#conversation=conv_example"
+            )
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            kit.document(page, f"notification-email{suffix}")
+        finally:
+            page.close()

@@ -3,13 +3,9 @@ the snooze wake-up job, the health report, and a real Celery worker against a re
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -24,8 +20,8 @@ from jobs.models import Job, JobStatus
 from jobs.registry import job_kind
 from jobs.selectors import jobs_due, queue_lateness_s
 from jobs.services import MAX_BACKOFF_S, backoff_s, job_enqueue, job_replay, job_run
-from tests.helpers import ADMIN, USER
-from tests.servers import redis_server, terminate
+from tests.helpers import ADMIN, USER, use_celery
+from tests.servers import celery_worker, database_url, redis_server, terminate
 
 WAIT_S = 20  # a job handed to a runner runs within this, or the test fails
 
@@ -203,34 +199,12 @@ def test_bad_job_settings_are_refused(env, message):
 # ---- a real Celery worker and a real redis-server ---------------------------------------------------
 
 
-def celery_worker(redis_url: str, database: str, log: Path) -> subprocess.Popen:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))},
-        "DJANGO_DEBUG": "true",
-        "REDIS_URL": redis_url,
-        "CHAT_JOBS_RUNNER": "celery",
-        "DATABASE_URL": database,
-    }
-    command = [sys.executable, "-m", "celery", "-A", "chatservice", "worker", "--pool", "solo", "-l", "info"]
-    return subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_celery_worker_runs_a_job_recorded_while_it_was_down(settings, tmp_path):
-    db = settings.DATABASES["default"]
-    if not db["ENGINE"].endswith("sqlite3"):
-        database = (
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    else:
-        database = f"sqlite:///{db['NAME']}"
+    database = database_url(settings.DATABASES["default"])
     conversation = conversation_services.conversation_create(creator=USER, subject="later")
     with redis_server() as redis:
-        settings.CELERY_BROKER_URL = redis.url
-        settings.CHAT = {**settings.CHAT, "JOBS_RUNNER": "celery"}
-        from chatservice.celery import app
-
-        app.conf.broker_url = redis.url
+        use_celery(settings, redis.url)
         # Snoozed a moment ago: its wake-up is due, recorded and sent while no worker runs.
         until = timezone.now() + timedelta(milliseconds=200)
         conversation_services.conversation_update(conversation=conversation, actor=ADMIN, snoozed_until=until)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +17,10 @@ from standardwebhooks.webhooks import Webhook
 from chatservice.errors import ServiceError
 from conversations import services as conversation_services
 from jobs import runner
+from jobs.kinds import sweep
 from jobs.models import Job, JobStatus
-from tests.helpers import ADMIN, USER, send
+from tests.helpers import ADMIN, USER, send, use_celery
+from tests.servers import celery_worker, database_url, redis_server, terminate
 from webhooks.models import WebhookEndpoint
 from webhooks.services import DELIVER_KIND, endpoint_create
 
@@ -33,6 +36,9 @@ class Receiver:
         self.received: list[dict] = []  # every request, failed ones included
         self.fail_first = 0
         self.fail_rate = 0.0
+        self.hang_first = 0  # requests held without an answer until `release` (a sender dies meanwhile)
+        self.hung = threading.Event()
+        self.released = threading.Event()
         self.rng = random.Random(7)
         self.changed = threading.Condition()
         receiver = self
@@ -40,6 +46,11 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"])).decode()
+                if receiver.hang_first > 0:
+                    receiver.hang_first -= 1
+                    receiver.hung.set()
+                    receiver.released.wait(timeout=WAIT_S)
+                    return  # no answer: the sender was killed meanwhile
                 with receiver.changed:
                     failed = receiver.fail_first > 0 or receiver.rng.random() < receiver.fail_rate
                     receiver.fail_first = max(receiver.fail_first - 1, 0)
@@ -66,6 +77,7 @@ class Receiver:
         return self.delivered()
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -200,3 +212,35 @@ def test_a_rating_is_announced_with_its_rest_representation(receiver, donor):
         "timestamp": json.loads(delivery["body"])["timestamp"],
         "data": answer,
     }
+
+
+def test_a_worker_killed_mid_delivery_leaves_the_event_to_the_next_one(settings, tmp_path):
+    """Commit, then the Celery worker dies while delivering: after a restart the event still arrives."""
+    settings.CHAT = {**settings.CHAT, "WEBHOOK_ALLOW_PRIVATE": True, "JOB_LEASE_S": 2.0}
+    database = database_url(settings.DATABASES["default"])
+    worker_env = {"CHAT_WEBHOOK_ALLOW_PRIVATE": "true", "CHAT_JOB_LEASE_S": "2"}
+    receiver = Receiver()
+    receiver.hang_first = 1
+    conversation = conversation_services.conversation_create(creator=USER, subject="Crash")
+    with redis_server() as redis:
+        use_celery(settings, redis.url)
+        endpoint = endpoint_create(url=receiver.url, events=["message.created"])
+        worker = celery_worker(redis.url, database, tmp_path / "first.log", **worker_env)
+        try:
+            message = send(conversation, "was my gift received?")  # committed, then handed to the worker
+            assert receiver.hung.wait(timeout=WAIT_S), (tmp_path / "first.log").read_text()[-3000:]
+            terminate(worker, signal.SIGKILL)  # mid-delivery: no answer recorded, the job still RUNNING
+            (job,) = Job.objects.filter(kind=DELIVER_KIND)
+            assert (job.status, job.attempts) == (JobStatus.RUNNING, 1)
+            worker = celery_worker(redis.url, database, tmp_path / "second.log", **worker_env)
+            deadline = time.monotonic() + WAIT_S
+            while not receiver.delivered() and time.monotonic() < deadline:
+                sweep()  # beat's schedule: once the dead worker's lease lapses, the job goes out again
+                with receiver.changed:
+                    receiver.changed.wait(timeout=0.5)
+        finally:
+            terminate(worker)
+            receiver.close()
+    (delivery,) = receiver.delivered()
+    assert Webhook(endpoint.secret).verify(delivery["body"], delivery["headers"])["data"]["messageId"] == message.pk
+    assert Job.objects.get(pk=job.pk).attempts == 2

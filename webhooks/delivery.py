@@ -53,6 +53,11 @@ def _data(payload: dict[str, Any]) -> Any:
         from csat.services import csat_json
 
         return csat_json(CsatResponse.objects.get(pk=payload["csatId"]))
+    if event_type == EventType.NOTIFICATION_PENDING:
+        from notifications.models import Notification
+        from notifications.selectors import notification_json
+
+        return notification_json(Notification.objects.get(pk=payload["notificationId"]))
     if event_type == EventType.CONVERSATION_READ:
         return {key: payload.get(key) for key in ("conversationId", "userId", "role", "lastReadAt")}
     conversation = conversation_selectors.conversations_for_inbox([conversation_id])

@@ -734,6 +734,10 @@
       openConversation(token, conversation);
     } else if (token) {
       ui.openToken.value = token;
+    } else if (conversation) {
+      // A notification email's link names the conversation only: the donor signs in to open it.
+      ui.openConversation.value = conversation;
+      ui.openToken.focus();
     }
   }
 
