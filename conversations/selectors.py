@@ -15,6 +15,7 @@ from chatservice.authentication import Principal
 from chatservice.errors import NotFound
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import Message, MessageType
+from messaging.visibility import unpreviewable_types
 
 # Participants in the order every representation lists them.
 PARTICIPANT_ORDER = ("joined_at", "id")
@@ -277,7 +278,7 @@ def _latest_previewable_searched(conversations: list[Conversation], *, role: str
             ranges |= Q(conversation_id=conversation.pk, seq__gt=max(conversation.last_seq - PREVIEW_LOOKBACK, 0))
     if not ranges:
         return {}
-    hidden = [MessageType.SYSTEM] + ([] if role == Role.ADMIN else [MessageType.NOTE])
+    hidden = sorted(unpreviewable_types(role))
     # Keys first (index columns only), then the chosen rows: a page of 50 long conversations would
     # otherwise build up to 1,000 message objects to keep 50.
     chosen: dict[str, str] = {}

@@ -17,7 +17,7 @@ from django.utils import timezone
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import NotFound, PermissionDenied, ServiceError
-from conversations import notices, selectors
+from conversations import announce, notices, selectors
 from conversations.models import Conversation, ConversationLabel, ConversationStatus, Participant, Role
 from conversations.renaming import NAMING_EVENTS, replace_whole_word
 from messaging import selectors as message_selectors
@@ -26,6 +26,9 @@ from messaging.services import message_append
 from notifications import services as notifications
 from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import frame_event, read_receipt_frame
+from webhooks.models import EventType
+from webhooks.selectors import subscribed
+from webhooks.services import events_record
 
 # `metadata.event` of the SYSTEM messages services record; erasure rewrites the user ids in these.
 STATUS_CHANGED_EVENT = notices.STATUS_CHANGED_EVENT
@@ -54,8 +57,6 @@ def conversation_create(
     *, creator: Principal, subject: str | None = None, metadata: dict[str, Any] | None = None
 ) -> Conversation:
     """The creator joins as a participant with their own role (a donor as USER)."""
-    from realtime import inbox_events
-
     now = timezone.now()
     with atomic():
         conversation = Conversation.objects.create(
@@ -75,7 +76,7 @@ def conversation_create(
             assigned=creator.is_admin,
             display_name=_names().principal_name(creator) if creator.is_admin else "",
         )
-        inbox_events.conversation_created_on_commit(conversation.pk)
+        announce.conversation_created(conversation.pk)
     if not creator.is_admin:
         _assignment().route_if_unassigned(conversation.pk)
     return conversation
@@ -95,8 +96,6 @@ def conversation_update(
     """Participants may change subject and metadata and close; support staff may also reopen and archive,
     and set labels, priority and snooze. Closing frees the assigned agents' capacity for the queue;
     reopening routes the conversation again (desk.assignment.after_reopen)."""
-    from realtime import inbox_events
-
     status_changed = status is not UNSET and status != conversation.status
     if status_changed and not actor.is_admin and status not in USER_SETTABLE_STATUSES:
         raise PermissionDenied("Only support staff may reopen or archive a conversation.", code="status_forbidden")
@@ -139,7 +138,7 @@ def conversation_update(
                 _record_status_change(conversation=conversation, actor=actor, status=status)
             if snoozed_until is not UNSET and snoozed_until is not None and snoozed_until > now:
                 _schedule_wake(conversation.pk, snoozed_until)
-            inbox_events.conversation_updated_on_commit(conversation.pk)
+            announce.conversation_updated(conversation.pk)
 
     write()
     for field, value in changes.items():
@@ -165,8 +164,6 @@ def conversation_wake(*, conversation_id: str, until: datetime, now: datetime) -
     """Wake a conversation snoozed until `until` once that time has come: the snooze is cleared, the
     inbox is told and the queue served. A conversation snoozed again to another time, woken by its
     donor or already awake is left alone (the job of its new snooze wakes it). Returns whether it woke."""
-    from realtime import inbox_events
-
     if until > now:
         raise ValueError("woken before its time")  # a clock running behind: retried later
     with atomic():
@@ -175,7 +172,7 @@ def conversation_wake(*, conversation_id: str, until: datetime, now: datetime) -
             snoozed_until=None, updated_at=now
         )
         if woke:
-            inbox_events.conversation_updated_on_commit(conversation_id)
+            announce.conversation_updated(conversation_id)
     if woke:
         _assignment().drain_queue()
     return bool(woke)
@@ -184,8 +181,6 @@ def conversation_wake(*, conversation_id: str, until: datetime, now: datetime) -
 def reopen_by_donor(*, conversation_id: str, donor: Principal) -> bool:
     """Reopen a CLOSED conversation its donor writes in (inside the storing transaction); False if it
     was not CLOSED any more."""
-    from realtime import inbox_events
-
     now = timezone.now()
     moved = Conversation.objects.filter(pk=conversation_id, status=ConversationStatus.CLOSED).update(
         status=ConversationStatus.ACTIVE, closed_at=None, updated_at=now
@@ -193,7 +188,7 @@ def reopen_by_donor(*, conversation_id: str, donor: Principal) -> bool:
     if moved:
         conversation = Conversation.objects.get(pk=conversation_id)
         _record_status_change(conversation=conversation, actor=donor, status=ConversationStatus.ACTIVE)
-        inbox_events.conversation_updated_on_commit(conversation_id)
+        announce.conversation_updated(conversation_id)
     return bool(moved)
 
 
@@ -263,10 +258,6 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
     else:
         seq = selectors.last_seq(conversation.pk)
     now = timezone.now()
-    from webhooks.models import EventType
-    from webhooks.selectors import subscribed
-    from webhooks.services import events_record
-
     announced = subscribed(EventType.CONVERSATION_READ)
     with atomic() if announced else nullcontext():  # the watermark and its webhook event commit together
         moved = Participant.objects.advance_watermark(

@@ -10,9 +10,9 @@ from django.utils import timezone
 from chatservice.authentication import Principal
 from chatservice.db import atomic
 from chatservice.errors import Conflict, PermissionDenied
+from conversations import announce
 from conversations.models import Conversation, ConversationStatus
 from csat.models import CsatResponse
-from realtime import inbox_events
 from realtime.events import iso
 from webhooks.models import EventType
 from webhooks.services import events_record
@@ -59,7 +59,7 @@ def csat_submit(*, conversation: Conversation, donor: Principal, rating: int, co
             rendered = csat_json(response)
             Conversation.objects.filter(pk=conversation.pk).update(csat=rendered)
             events_record(EventType.CSAT_SUBMITTED, conversation.pk, refs={"csatId": response.pk})
-            inbox_events.conversation_updated_on_commit(conversation.pk)
+            announce.conversation_updated(conversation.pk)
     except IntegrityError:  # the same donor's second tab, at the same moment: the unique index decided
         raise Conflict(ALREADY_RATED, code="csat_already_submitted") from None
     return response

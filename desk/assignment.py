@@ -23,11 +23,10 @@ from django.utils import timezone
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, NotFound, PermissionDenied
-from conversations import notices
+from conversations import announce, notices
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from desk import names, selectors
 from desk.models import AgentProfile, Availability
-from realtime import inbox_events
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def _assign_in_transaction(conversation: Conversation, actor: Principal, agent_i
             admin_id=agent_id, admin_name=names.staff_name(agent_id), actor_name=names.principal_name(actor), how=how
         ),
     )
-    inbox_events.conversation_updated_on_commit(conversation.pk)
+    announce.conversation_updated(conversation.pk)
     return True
 
 
@@ -108,7 +107,7 @@ def _unassign_in_transaction(conversation: Conversation, actor: Principal, agent
                 by_self=agent_id == actor.user_id,
             ),
         )
-    inbox_events.conversation_updated_on_commit(conversation.pk)
+    announce.conversation_updated(conversation.pk)
     return True
 
 
@@ -212,7 +211,7 @@ def _try_claim(conversation_id: str, agent: AgentProfile) -> bool | None:
                 admin_id=agent.pk, admin_name=names.staff_name(agent.pk), actor_name=names.SYSTEM_NAME, how=notices.AUTO
             ),
         )
-        inbox_events.conversation_updated_on_commit(conversation_id)
+        announce.conversation_updated(conversation_id)
     return True
 
 

@@ -28,7 +28,7 @@ from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, S
 from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import IDEMPOTENCY_KEY_FLOOR, RESPONSE_TYPES, Message, MessageType, new_message_id
-from messaging.visibility import STAFF_ONLY_TYPES
+from messaging.visibility import STAFF_ONLY_TYPES, previewable
 from notifications import services as notifications
 from realtime import inbox_events
 from realtime.broadcast import conversation_group, publish_on_commit
@@ -124,10 +124,9 @@ def _preview_changes(messages: list[Message]) -> dict[str, str]:
     """The list-preview keys a batch of a conversation's messages moves (Conversation.preview_message_id)."""
     changes: dict[str, str] = {}
     for message in messages:
-        if message.message_type == MessageType.SYSTEM:
-            continue
-        changes["preview_message_id"] = message.id
-        if message.message_type not in STAFF_ONLY_TYPES:
+        if previewable(message.message_type, Role.ADMIN):
+            changes["preview_message_id"] = message.id
+        if previewable(message.message_type, Role.USER):
             changes["public_preview_message_id"] = message.id
     return changes
 

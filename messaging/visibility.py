@@ -28,3 +28,17 @@ def visible_messages(qs: QuerySet[Message], viewer: Principal) -> QuerySet[Messa
 
 def payload_visible(payload: dict[str, Any], role: str) -> bool:
     return sees_notes(role) or payload.get("messageType") not in STAFF_ONLY_TYPES
+
+
+def unpreviewable_types(role: str) -> frozenset[str]:
+    """What a conversation list never shows as the latest message to `role`: service notices, and notes
+    unless they are staff (Conversation.preview_message_id / public_preview_message_id keep the result)."""
+    return _UNPREVIEWABLE_STAFF if sees_notes(role) else _UNPREVIEWABLE_DONOR
+
+
+def previewable(message_type: str, role: str) -> bool:
+    return message_type not in unpreviewable_types(role)
+
+
+_UNPREVIEWABLE_STAFF = frozenset({MessageType.SYSTEM})
+_UNPREVIEWABLE_DONOR = _UNPREVIEWABLE_STAFF | STAFF_ONLY_TYPES

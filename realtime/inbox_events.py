@@ -18,7 +18,7 @@ from django.db import transaction
 from chatservice.authentication import Principal
 from conversations.models import Conversation, Participant, Role
 from messaging.models import Message, MessageType
-from messaging.visibility import STAFF_ONLY_TYPES
+from messaging.visibility import STAFF_ONLY_TYPES, previewable
 from realtime.events import InboxMessage, iso
 
 STAFF_GROUP = "inbox.staff"
@@ -147,8 +147,7 @@ def _updated_events(
     from conversations.selectors import latest_previewable_of
 
     def latest(role: str) -> Message | None:
-        hidden = {MessageType.SYSTEM} | (set() if role == Role.ADMIN else STAFF_ONLY_TYPES)
-        shown = [m for m in written if m.message_type not in hidden]
+        shown = [m for m in written if previewable(m.message_type, role)]
         # The batch's own latest message, else (a batch of notes, for donors) the stored one.
         return shown[-1] if shown else latest_previewable_of([conversation], role=role).get(conversation.pk)
 
@@ -215,18 +214,10 @@ def _schedule(kind: str, conversation_id: str) -> None:
 
 
 def conversation_updated_on_commit(conversation_id: str) -> None:
-    """Announce a changed conversation: to inbox sockets once committed, and to webhook endpoints by
-    delivery jobs recorded now, in the change's transaction (webhooks.services)."""
-    from webhooks.models import EventType
-    from webhooks.services import events_record
-
+    """Announce a changed conversation to inbox sockets once committed (services call
+    conversations.announce, which also records its webhook event)."""
     _schedule("updated", conversation_id)
-    events_record(EventType.CONVERSATION_UPDATED, conversation_id)
 
 
 def conversation_created_on_commit(conversation_id: str) -> None:
-    from webhooks.models import EventType
-    from webhooks.services import events_record
-
     _schedule("created", conversation_id)
-    events_record(EventType.CONVERSATION_CREATED, conversation_id)
