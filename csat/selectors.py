@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Avg, Count
@@ -24,3 +25,17 @@ def csat_stats() -> CsatStats:
     }
     average = float(overall["avg"]) if overall["avg"] is not None else None
     return CsatStats(overall["n"], average, by_agent)
+
+
+def csat_by_agent(agent_ids: Iterable[str]) -> dict[str, tuple[int, float]]:
+    """(ratings, average) of each agent that has any, in one grouped query (the console's team list)."""
+    ids = list(agent_ids)
+    if not ids:
+        return {}
+    rows = (
+        CsatResponse.objects.filter(agent_id__in=ids)
+        .order_by()
+        .values("agent_id")
+        .annotate(n=Count("id"), avg=Avg("rating"))
+    )
+    return {row["agent_id"]: (row["n"], float(row["avg"])) for row in rows}

@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 
 from chatservice.authentication import STAFF_ID_PREFIX, Principal
 from conversations.models import ConversationStatus, Participant, Role
+from csat.selectors import csat_by_agent
 from desk import names
 from desk.models import AgentProfile, Availability, CannedResponse
 
@@ -43,14 +44,28 @@ class Agent:
     availability: str
     open_assigned: int
     capacity: int
+    # Ratings of conversations last assigned to them: {"count", "average"}, or None before the first.
+    csat: dict[str, float] | None = None
+
+
+def _csat(ratings: tuple[int, float] | None) -> dict[str, float] | None:
+    return None if ratings is None else {"count": ratings[0], "average": round(ratings[1], 2)}
 
 
 def agent_list() -> list[Agent]:
     """Every agent the desk knows (anyone with staff activity), by display name."""
     profiles = list(AgentProfile.objects.order_by("agent_id"))
-    counts = open_assigned_counts(p.agent_id for p in profiles)
+    ids = [p.agent_id for p in profiles]
+    counts, ratings = open_assigned_counts(ids), csat_by_agent(ids)
     agents = [
-        Agent(p.agent_id, names.staff_name(p.agent_id), p.availability, counts[p.agent_id], p.capacity)
+        Agent(
+            p.agent_id,
+            names.staff_name(p.agent_id),
+            p.availability,
+            counts[p.agent_id],
+            p.capacity,
+            _csat(ratings.get(p.agent_id)),
+        )
         for p in profiles
     ]
     return sorted(agents, key=lambda a: (a.display_name.lower(), a.agent_id))
@@ -60,7 +75,14 @@ def agent_get(agent_id: str) -> Agent | None:
     profile = AgentProfile.objects.filter(pk=agent_id).first()
     if profile is None:
         return None
-    return Agent(agent_id, names.staff_name(agent_id), profile.availability, open_assigned(agent_id), profile.capacity)
+    return Agent(
+        agent_id,
+        names.staff_name(agent_id),
+        profile.availability,
+        open_assigned(agent_id),
+        profile.capacity,
+        _csat(csat_by_agent([agent_id]).get(agent_id)),
+    )
 
 
 def is_known_staff(agent_id: str) -> bool:

@@ -13,12 +13,18 @@ from conversations.models import DISPLAY_NAME_MAX_LENGTH
 from desk.models import CANNED_CONTENT_MAX_LENGTH, MAX_CAPACITY, SHORT_CODE_MAX_LENGTH, Availability
 
 
+class AgentCsatSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Ratings of conversations last assigned to this agent.")
+    average = serializers.FloatField(help_text="Their average, 1 to 5.")
+
+
 class AgentSerializer(serializers.Serializer):
     agentId = serializers.CharField(source="agent_id")
     displayName = serializers.CharField(source="display_name")
     availability = serializers.CharField()
     openAssigned = serializers.IntegerField(source="open_assigned")
     capacity = serializers.IntegerField()
+    csat = AgentCsatSerializer(allow_null=True, help_text="Null before the first rating.")
 
 
 class AgentUpdateInput(serializers.Serializer):

@@ -184,6 +184,9 @@ def test_two_agents_two_donors_assignment_transfer_notes_and_canned(chat_server,
     )
     assert rated.status_code == 201, rated.text
     expect(john.locator("[data-desk-clocks]")).to_contain_text("5 / 5 · “<b>Great</b> help”")
+    # The team list shows each agent's average; John's moves with the rating, live.
+    expect(john.locator(".desk-team-member", has_text="John (you)")).to_contain_text("★ 5.0 (1)")
+    expect(john.locator(".desk-team-member", has_text="Maria")).to_contain_text("No ratings")
     save(john, "workspace-1280-rated")
 
     small = new_page(width=360, height=740)

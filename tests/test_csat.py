@@ -49,6 +49,10 @@ def test_a_donor_rates_once_per_closing_and_the_conversation_shows_it(closed, do
     assert donor.get(f"/api/conversations/{closed.pk}").json()["csat"]["rating"] == 2
     stats = csat_stats()
     assert (stats.count, stats.average, stats.by_agent) == (2, 3.0, {ADMIN.user_id: (2, 3.0)})
+    # The console's team list: each agent's average, null before their first rating.
+    assert agent.get("/api/agents/me").json()["csat"] == {"count": 2, "average": 3.0}  # and known to the desk
+    team = {a["agentId"]: a["csat"] for a in agent.get("/api/agents").json()}
+    assert team[ADMIN.user_id] == {"count": 2, "average": 3.0}
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,7 @@ def test_agents_set_availability_and_capacity_and_are_listed(agent, client_for):
         "availability": "ONLINE",
         "openAssigned": 0,
         "capacity": 3,
+        "csat": None,
     }
     client_for("agent2", "ADMIN").put("/api/agents/me", {"availability": "AWAY"}, format="json")
     listed = agent.get("/api/agents").json()

@@ -300,7 +300,24 @@
         option.value = a.agentId;
         select.appendChild(option);
       });
+      renderTeam(agents);
     }).catch(function () {});
+  }
+
+  // Each agent's availability, load and satisfaction average (README, "Satisfaction survey").
+  function renderTeam(agents) {
+    var team = $("[data-desk-team]");
+    team.textContent = "";
+    agents.forEach(function (a) {
+      var item = el("li", "desk-team-member");
+      item.appendChild(el("span", "desk-dot " + a.availability));
+      item.appendChild(el("span", "desk-team-name", a.displayName + (a.agentId === config.userId ? " (you)" : "")));
+      item.appendChild(el("span", "desk-team-load", a.openAssigned + "/" + a.capacity + " open"));
+      var rating = a.csat ? "★ " + a.csat.average.toFixed(1) + " (" + a.csat.count + ")" : "No ratings";
+      var csat = item.appendChild(el("span", "desk-team-csat", rating));
+      if (a.csat) csat.title = "Average of " + a.csat.count + " rating" + (a.csat.count === 1 ? "" : "s") + ", 1 to 5";
+      team.appendChild(item);
+    });
   }
 
   // ---- the open conversation ---------------------------------------------------------------------
@@ -521,7 +538,11 @@
     }).catch(function () {});
   }
 
+  var shownRating = null; // the open conversation's rating last shown: a new one moves the team averages
   function renderClocks(c) {
+    var rating = c.csat ? c.csat.submittedAt : null;
+    if (rating && shownRating !== null && rating !== shownRating) loadAgents();
+    shownRating = rating || "";
     var clocks = $("[data-desk-clocks]");
     clocks.textContent = "";
     [["Opened", when(c.createdAt)], ["First response", c.firstResponseAt ? when(c.firstResponseAt) : "Not yet"],
