@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,7 +55,9 @@ class Receiver:
                 with receiver.changed:
                     failed = receiver.fail_first > 0 or receiver.rng.random() < receiver.fail_rate
                     receiver.fail_first = max(receiver.fail_first - 1, 0)
-                    receiver.received.append({"headers": dict(self.headers), "body": body, "ok": not failed})
+                    receiver.received.append(
+                        {"headers": dict(self.headers), "body": body, "ok": not failed, "path": self.path}
+                    )
                     receiver.changed.notify_all()
                 self.send_response(503 if failed else 204)
                 self.end_headers()
@@ -199,6 +202,28 @@ def test_a_url_that_became_private_is_refused_at_delivery(receiver, settings):
         job.refresh_from_db()
     assert "non-public address" in job.last_error
     assert receiver.received == []
+
+
+def test_a_delivery_connects_to_the_addresses_it_checked_not_a_new_lookup(receiver, monkeypatch):
+    """DNS rebinding: the name is resolved once, by the check, and the connection goes to what it
+    checked; the receiver still sees its own host name."""
+    looked_up: list[str] = []
+    resolve = socket.getaddrinfo
+
+    def recording(host, *args, **kwargs):
+        looked_up.append(host)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    port = receiver.server.server_address[1]
+    endpoint = endpoint_create(url=f"http://localhost:{port}/hooks?team=crm", events=["message.created"])
+    conversation = conversation_services.conversation_create(creator=USER, subject="Pinned")
+    looked_up.clear()
+    send(conversation, "hello")
+    (delivery,) = receiver.wait_for(1)
+    assert looked_up.count("localhost") == 1  # the delivery's check; the connection used its answer
+    assert delivery["headers"]["Host"] == f"localhost:{port}" and delivery["path"] == "/hooks?team=crm"
+    assert Webhook(endpoint.secret).verify(delivery["body"], delivery["headers"])["type"] == "message.created"
 
 
 def test_a_rating_is_announced_with_its_rest_representation(receiver, donor):

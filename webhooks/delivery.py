@@ -108,16 +108,31 @@ def deliver(job: Job) -> None:
     if endpoint is None or not endpoint.active:
         return  # removed or switched off since: nothing to deliver to
     body = _body(job)
-    check_url(endpoint.url)  # again: the name may resolve elsewhere now
-    headers = signed_headers(endpoint, job.payload["eventId"], body, timezone.now())
-    try:
-        with _http().stream("POST", endpoint.url, content=body.encode(), headers=headers) as response:
-            answer = b""
-            for chunk in response.iter_bytes():
-                answer += chunk[: RESPONSE_MAX_BYTES - len(answer)]
-                if len(answer) >= RESPONSE_MAX_BYTES:
-                    break
-    except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
-    if not 200 <= response.status_code < 300:
-        raise DeliveryFailed(f"HTTP {response.status_code}: {answer[:500].decode(errors='replace')}")
+    target = check_url(endpoint.url)  # again: the name may resolve elsewhere now
+    headers = {**signed_headers(endpoint, job.payload["eventId"], body, timezone.now()), "Host": target.host}
+    unreachable: httpx.ConnectError | None = None
+    # Each checked address in turn, as a connection to the name would (an IPv6 address first, then IPv4).
+    for url in target.urls:
+        try:
+            status, answer = _post(url, body, headers, target.sni_hostname)
+            break
+        except httpx.ConnectError as exc:
+            unreachable = exc
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
+    else:
+        raise DeliveryFailed(f"ConnectError: {unreachable}")
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"HTTP {status}: {answer[:500].decode(errors='replace')}")
+
+
+def _post(url: str, body: str, headers: dict[str, str], sni_hostname: str) -> tuple[int, bytes]:
+    """POST to one address; the status and at most RESPONSE_MAX_BYTES of the answer."""
+    extensions = {"sni_hostname": sni_hostname}
+    with _http().stream("POST", url, content=body.encode(), headers=headers, extensions=extensions) as response:
+        answer = b""
+        for chunk in response.iter_bytes():
+            answer += chunk[: RESPONSE_MAX_BYTES - len(answer)]
+            if len(answer) >= RESPONSE_MAX_BYTES:
+                break
+    return response.status_code, answer
