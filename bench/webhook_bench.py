@@ -1,5 +1,5 @@
-"""Webhook benchmark: what one endpoint subscribed to message.created adds to storing a message, and how
-fast deliveries go out.
+"""Webhook benchmark: what one endpoint subscribed to message.created adds to storing a message, how
+fast deliveries go out, and what offline notifications add to a staff reply.
 
 What is measured (in one process, SQLite, the embedded job runner, a real local HTTP receiver answering
 204 on 127.0.0.1):
@@ -12,6 +12,9 @@ What is measured (in one process, SQLite, the embedded job runner, a real local 
 * **Delivery throughput.** The 1,000 recorded deliveries are then handed to the embedded runner (its 4
   threads) at once: deliveries per second until the receiver has them all, and CPU time per delivery.
   One conversation per 10 messages, so per-conversation ordering applies as in production.
+* **Notification checks per reply.** The same 1,000 messages as staff replies to donors who are away,
+  without and with the offline-notification check each records (notifications.services.replies_recorded,
+  replaced by a no-op for the first run).
 
 Run from the repository root: `.venv/bin/python bench/webhook_bench.py [--messages N] [--repeat R]`;
 the report is printed and written to `bench/results/webhook_bench.md`.
@@ -75,13 +78,15 @@ class Receiver:
                     raise RuntimeError(f"only {self.count} of {count} deliveries arrived")
 
 
-def store(messages: int) -> float:
-    """CPU seconds of this process to store `messages` messages through messages_send."""
+def store(messages: int, *, staff: bool = False) -> float:
+    """CPU seconds of this process to store `messages` messages through messages_send: a donor's, or
+    (`staff`) replies of an agent to donors who are away."""
     from chatservice.authentication import Principal
     from conversations import services as conversation_services
-    from messaging.services import SendRequest, messages_send
+    from messaging.services import SendRequest, Sent, messages_send
 
     donor = Principal(user_id="donor-bench", role="USER")
+    agent = Principal(user_id="agent-bench", role="ADMIN")
 
     conversations = [
         conversation_services.conversation_create(creator=donor, subject=f"bench {n}")
@@ -92,12 +97,14 @@ def store(messages: int) -> float:
         requests = [
             SendRequest(
                 conversation_id=conversations[(start + i) // PER_CONVERSATION].pk,
-                sender=donor,
+                sender=agent if staff else donor,
                 content=f"message {start + i}",
             )
             for i in range(BATCH)
         ]
-        messages_send(requests)
+        refused = [result for result in messages_send(requests) if not isinstance(result, Sent)]
+        if refused:
+            raise RuntimeError(f"a message was not stored: {refused[0]}")
     return time.process_time() - started
 
 
@@ -120,9 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         from jobs import runner
         from jobs.models import Job, JobStatus
         from jobs.selectors import jobs_due
+        from notifications import services as notifications
+        from notifications.services import CHECK_KIND
         from webhooks.models import WebhookEndpoint
         from webhooks.selectors import forget_endpoints
         from webhooks.services import DELIVER_KIND, endpoint_create
+
+        replies_recorded = notifications.replies_recorded
 
         receiver = Receiver()
         runner.embedded().start_scheduler()  # the sweep runs, as in production
@@ -144,6 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             receiver.wait_for(before + recorded)
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
             runner.stop_embedded()
+            # Staff replies to away donors: without, then with their notification checks (one pending per
+            # conversation: its first reply records it, the others find it). No endpoint, checks held back.
+            WebhookEndpoint.objects.all().delete()
+            forget_endpoints()
+            runner.dispatch = lambda job_id: None  # type: ignore[assignment]
+            notifications.replies_recorded = lambda donors: list(donors)  # type: ignore[assignment]
+            replies_without = store(args.messages, staff=True)
+            notifications.replies_recorded = replies_recorded
+            replies_with = store(args.messages, staff=True)
+            runner.dispatch = dispatch
+            Job.objects.filter(kind=CHECK_KIND).delete()
             runner.embedded().start_scheduler()
             rows.append(
                 {
@@ -152,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     "recorded": recorded,
                     "deliveries_per_s": recorded / elapsed,
                     "delivery_cpu_us": cpu / recorded * 1e6,
+                    "replies_without_us": replies_without / args.messages * 1e6,
+                    "replies_with_us": replies_with / args.messages * 1e6,
                 }
             )
             print(rows[-1], flush=True)
@@ -182,6 +206,23 @@ def main(argv: list[str] | None = None) -> int:
         f"| **median** | **{median('without_us'):,.0f}** | **{median('with_us'):,.0f}** | "
         f"**{median('with_us') - median('without_us'):,.0f}** | **{median('with_us') / median('without_us'):.2f}** | | "
         f"**{median('deliveries_per_s'):,.0f}** | **{median('delivery_cpu_us'):,.0f}** |",
+        "",
+        "Offline notifications: staff replies to donors who are away, without and with their notification",
+        "checks recorded (one pending check per conversation; the checks themselves held back).",
+        "",
+        "| Run | Reply CPU µs/msg, no checks | with checks | added | ratio |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for n, row in enumerate(rows, 1):
+        lines.append(
+            f"| {n} | {row['replies_without_us']:,.0f} | {row['replies_with_us']:,.0f} | "
+            f"{row['replies_with_us'] - row['replies_without_us']:,.0f} | "
+            f"{row['replies_with_us'] / row['replies_without_us']:.2f} |"
+        )
+    lines += [
+        f"| **median** | **{median('replies_without_us'):,.0f}** | **{median('replies_with_us'):,.0f}** | "
+        f"**{median('replies_with_us') - median('replies_without_us'):,.0f}** | "
+        f"**{median('replies_with_us') / median('replies_without_us'):.2f}** |",
         "",
     ]
     report = "\n".join(lines)

@@ -41,6 +41,9 @@ CHECK_KIND = "notification.check"
 # A check reads a few rows; retrying it is cheap, and a lasting failure is visible as a dead job.
 CHECK_ATTEMPTS = 5
 EMAIL_KIND = "notification.email"
+# A check this far past its time is not pending any more but dead (its job ran out of attempts): the
+# next reply schedules a new one instead of waiting on it forever.
+STALE_CHECK_S = 3600
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
 
 
@@ -55,7 +58,9 @@ def replies_recorded(donors: Iterable[tuple[str, str]]) -> None:
     wanted = {state_key(c, Role.USER, d): (c, d) for c, d in donors}
     if not wanted:
         return
-    due = timezone.now() + timedelta(seconds=settings.CHAT["NOTIFY_DELAY_S"])
+    now = timezone.now()
+    due = now + timedelta(seconds=settings.CHAT["NOTIFY_DELAY_S"])
+    stale = now - timedelta(seconds=STALE_CHECK_S)
     known = dict(NotificationState.objects.filter(pk__in=list(wanted)).values_list("pk", "due_at"))
     scheduled: list[str] = []
     for key, (conversation_id, donor_id) in wanted.items():
@@ -68,10 +73,15 @@ def replies_recorded(donors: Iterable[tuple[str, str]]) -> None:
             except IntegrityError:
                 continue  # created (and scheduled) by a concurrent reply
             scheduled.append(key)
-        elif known[key] is None and NotificationState.objects.filter(pk=key, due_at__isnull=True).update(due_at=due):
+        elif (known[key] is None or known[key] < stale) and _reschedule(key, known[key], due):
             scheduled.append(key)
     if scheduled:
         jobs_enqueue([(CHECK_KIND, {"state": key}, "") for key in scheduled], run_at=due)
+
+
+def _reschedule(key: str, seen: datetime | None, due: datetime) -> bool:
+    """Conditional on the value read: of two replies racing here, one schedules."""
+    return bool(NotificationState.objects.filter(pk=key, due_at=seen).update(due_at=due))
 
 
 @job_kind(CHECK_KIND, max_attempts=CHECK_ATTEMPTS)

@@ -415,3 +415,17 @@ def test_bad_notification_settings_stop_start_up(keypair, env, message):
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config({"DJANGO_DEBUG": "true", "JWT_PUBLIC_KEY": keypair[1].decode(), **env})
+
+
+def test_one_check_is_pending_per_conversation_and_a_dead_one_does_not_silence_it(settings, conversation):
+    settings.CHAT = {**settings.CHAT, "NOTIFY_DELAY_S": 120.0}
+    send(conversation, "first", sender=ADMIN)
+    send(conversation, "second", sender=ADMIN)
+    (check,) = Job.objects.filter(kind=CHECK_KIND)  # one pending check, whatever the number of replies
+    assert check.payload == {"state": f"{conversation.pk}:USER:u1"} and check.status == JobStatus.PENDING
+    # The check's job ran out of attempts two hours ago: the next reply schedules a new one.
+    Job.objects.filter(pk=check.pk).update(status=JobStatus.DEAD)
+    NotificationState.objects.update(due_at=timezone.now() - timedelta(hours=2))
+    send(conversation, "third", sender=ADMIN)
+    fresh = Job.objects.filter(kind=CHECK_KIND, status=JobStatus.PENDING).get()
+    assert fresh.run_at == NotificationState.objects.get().due_at > timezone.now() + timedelta(seconds=100)

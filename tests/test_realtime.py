@@ -207,6 +207,9 @@ async def test_repeated_client_message_id_yields_the_same_message_once(conversat
 
 async def test_rest_writes_reach_sockets(conversation, make_token, client_for):
     donor = await connect(conversation.pk, make_token("u1"))
+    # The donor's inbox socket: its last event is the test's last write's last step (see the end).
+    inbox = Socket(WebsocketCommunicator(application, f"/ws/inbox?token={make_token('u1')}"))
+    assert (await inbox.communicator.connect(timeout=RECEIVE_TIMEOUT_S))[0]
     agent_api = client_for("agent1", "ADMIN")
     base = f"/api/conversations/{conversation.pk}"
 
@@ -252,6 +255,16 @@ async def test_rest_writes_reach_sockets(conversation, make_token, client_for):
     # for, so that write is over before the test's database is flushed.
     released = await donor.expect("system")
     assert released["metadata"]["event"] == "unassigned"
+    # The release's inbox event is published after its system frame, by a database thread that holds
+    # the process's SQLite writer lock meanwhile: waited for too, or that thread outlives this test's
+    # event loop and the next test waits on the lock forever.
+    while True:
+        event = await inbox.receive()
+        view = event.get("conversation", {})
+        released = view.get("status") == "ACTIVE" and not any(p.get("assigned") for p in view["participants"])
+        if event["type"] == "conversation_updated" and released:
+            break
+    await inbox.close()
     await agent.close()
     await donor.close()
 
