@@ -77,8 +77,8 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def mint(self, user: str, role: str = "USER", ttl: int = 900) -> str:
-        return mint(self._private_pem, user, role, ttl)
+    def mint(self, user: str, role: str = "USER", ttl: int = 900, **claims: object) -> str:
+        return mint(self._private_pem, user, role, ttl, **claims)
 
     def api(self, method: str, path: str, user: str, role: str = "USER", **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.mint(user, role)}"}

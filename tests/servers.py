@@ -31,9 +31,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def mint(private_pem: bytes, sub: str, role: str = "USER", ttl: int = 900) -> str:
+def mint(private_pem: bytes, sub: str, role: str = "USER", ttl: int = 900, **claims: object) -> str:
     """An RS256 bearer token for `sub`, valid for `ttl` seconds, that the servers started here accept."""
-    return jwt.encode({"sub": sub, "role": role, "exp": int(time.time()) + ttl}, private_pem, algorithm="RS256")
+    payload = {"sub": sub, "role": role, "exp": int(time.time()) + ttl, **claims}
+    return jwt.encode(payload, private_pem, algorithm="RS256")
 
 
 def server_env(public_pem: str, database_url: str, **extra: str) -> dict[str, str]:

@@ -376,8 +376,9 @@ def test_the_unsubscribe_page_asks_once_then_confirms(chat_server, new_page):
     from notifications.services import UNSUBSCRIBE_SALT
 
     # The link a notification email carries, signed with the server's DJANGO_SECRET_KEY.
+    donor = "donor-unsubscribing"  # not DONOR: the server is shared by this module's tests
     token = signing.dumps(
-        ["USER", DONOR], key=chat_server.env["DJANGO_SECRET_KEY"], salt=UNSUBSCRIBE_SALT, compress=True
+        ["USER", donor], key=chat_server.env["DJANGO_SECRET_KEY"], salt=UNSUBSCRIBE_SALT, compress=True
     )
     url = f"{chat_server.url}/notifications/unsubscribe/{token}"
     for width, suffix in ((1280, ""), (360, "-360px")):
@@ -389,7 +390,7 @@ def test_the_unsubscribe_page_asks_once_then_confirms(chat_server, new_page):
         page.get_by_role("button", name="Stop emails").click()
         expect(page.get_by_role("heading", name="You will no longer get these emails")).to_be_visible()
         kit.document(page, f"unsubscribe-done{suffix}")
-    preferences = chat_server.api("GET", "/api/me/notifications", DONOR).json()
+    preferences = chat_server.api("GET", "/api/me/notifications", donor).json()
     assert preferences == {"email": False, "emailAddressKnown": False}
     page.goto(url[:-4] + "AAAA")  # a link that was cut or changed
     expect(page.get_by_role("heading", name="This link does not work")).to_be_visible()
@@ -416,3 +417,29 @@ def test_the_notification_email_reads_well_wide_and_narrow(browser):
             kit.document(page, f"notification-email{suffix}")
         finally:
             page.close()
+
+
+def test_the_email_switch_shows_with_an_address_and_saves_the_choice(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Gift receipt")
+    page = new_page(width=360, height=740)
+    open_chat(page, chat_server, conversation)  # a token without an email claim
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    expect(page.locator("#notify")).to_be_hidden()  # no address: no promise of emails
+
+    token = chat_server.mint(DONOR, email="donor-b@example.org")
+    page.goto(f"{chat_server.url}/chat/#token={token}&conversation={conversation}")
+    switch = page.get_by_label("Email me when support replies while I am away")
+    expect(switch).to_be_visible()
+    expect(switch).to_be_checked()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    kit.document(page, "donor-email-switch-360px")
+    page.set_viewport_size({"width": 1280, "height": 740})
+    kit.document(page, "donor-email-switch")
+    switch.uncheck()
+    expect(switch).to_be_enabled()
+    expect(switch).not_to_be_checked()
+    choice = chat_server.api("GET", "/api/me/notifications", DONOR).json()
+    assert choice == {"email": False, "emailAddressKnown": True}
+    page.reload()
+    page.goto(f"{chat_server.url}/chat/#token={token}&conversation={conversation}")
+    expect(page.get_by_label("Email me when support replies while I am away")).not_to_be_checked()

@@ -47,6 +47,8 @@
     csat: $("csat"),
     csatComment: $("csat-comment"),
     csatThanks: $("csat-thanks"),
+    notify: $("notify"),
+    notifyEmail: $("notify-email"),
   };
 
   const state = {
@@ -621,6 +623,34 @@
     showCsat(true);
   });
 
+  // ---- email notifications -------------------------------------------------------------------------
+
+  // The switch shows only when the service knows an address (the token's email claim): without one it
+  // would promise emails that cannot be sent.
+  async function loadNotificationChoice() {
+    try {
+      const choice = await api("GET", "/api/me/notifications");
+      ui.notifyEmail.checked = choice.email;
+      ui.notify.hidden = !choice.emailAddressKnown;
+    } catch {
+      ui.notify.hidden = true;
+    }
+  }
+
+  ui.notifyEmail.addEventListener("change", async () => {
+    const wanted = ui.notifyEmail.checked;
+    ui.notifyEmail.disabled = true;
+    try {
+      const choice = await api("PUT", "/api/me/notifications", { email: wanted });
+      ui.notifyEmail.checked = choice.email;
+    } catch {
+      ui.notifyEmail.checked = !wanted;
+      showAlert("Your email preference could not be saved. Please try again.");
+    } finally {
+      ui.notifyEmail.disabled = false;
+    }
+  });
+
   // ---- opening a conversation ----------------------------------------------------------------------
 
   async function openConversation(token, conversationId, subject) {
@@ -649,6 +679,7 @@
       ui.loadOlder.hidden = !state.olderCursor;
       scrollToBottom();
       connect();
+      loadNotificationChoice();
       return true;
     } catch (error) {
       state.conversationId = null;
