@@ -52,7 +52,8 @@ def stored(server: LiveServer, conversation: str) -> list[dict[str, Any]]:
 
 def open_chat(page: Page, server: LiveServer, conversation: str) -> None:
     page.goto(f"{server.url}/chat/#token={server.mint(DONOR)}&conversation={conversation}")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    # Connected: "Online", or "Closed" / "Archived" for a conversation that ended.
+    expect(page.locator("#connection")).to_have_attribute("data-state", re.compile("^(online|ended)$"))
 
 
 def bubbles(page: Page) -> Any:
@@ -269,7 +270,7 @@ def test_narrow_screen_has_no_horizontal_scroll_and_keyboard_reaches_the_textare
 def test_start_a_new_conversation_from_the_form(chat_server, new_page):
     page = new_page(width=360, height=740)
     page.goto(f"{chat_server.url}/chat/")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+    expect(page.locator("#connection")).to_be_hidden()  # nothing tried yet: neither online nor offline
 
     page.get_by_label("Access token").fill("not-a-token")
     page.get_by_role("button", name="Open chat").click()
@@ -443,3 +444,63 @@ def test_the_email_switch_shows_with_an_address_and_saves_the_choice(chat_server
     page.reload()
     page.goto(f"{chat_server.url}/chat/#token={token}&conversation={conversation}")
     expect(page.get_by_label("Email me when support replies while I am away")).not_to_be_checked()
+
+
+def test_a_close_is_seen_live_the_draft_survives_and_a_new_conversation_starts(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Receipt for March")
+    page = new_page(width=360, height=740)
+    open_chat(page, chat_server, conversation)
+    textarea = page.get_by_label("Message", exact=True)
+    textarea.fill("And one more question about April")  # typed, not sent, when support closes
+
+    closed = chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "CLOSED"})
+    assert closed.status_code == 200, closed.text
+    ended = page.locator("#ended")
+    expect(ended).to_contain_text("This conversation was closed.")
+    expect(page.locator("#composer")).to_be_hidden()
+    expect(page.locator("#connection")).to_have_text("Closed")  # not a green "Online"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    kit.document(page, "donor-closed-360px")
+
+    # Reopened by staff: the composer is back, with the draft.
+    reopened = chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "ACTIVE"})
+    assert reopened.status_code == 200, reopened.text
+    expect(textarea).to_be_visible()
+    expect(textarea).to_have_value("And one more question about April")
+    expect(page.locator("#connection")).to_have_text("Online")
+    chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "CLOSED"})
+    expect(ended).to_be_visible()
+
+    before = {c["conversationId"] for c in chat_server.api("GET", "/api/conversations", DONOR).json()["results"]}
+    ended.get_by_role("button", name="Start a new conversation").click()
+    expect(page.locator("#composer")).to_be_visible()
+    expect(textarea).to_have_value("And one more question about April")  # nothing typed is lost
+    expect(textarea).to_be_focused()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    after = {c["conversationId"] for c in chat_server.api("GET", "/api/conversations", DONOR).json()["results"]}
+    assert len(after - before) == 1 and conversation in after
+
+
+def test_an_archived_conversation_is_read_only(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Old question")
+    post(chat_server, conversation, "Answered long ago")
+    archived = chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "ARCHIVED"})
+    assert archived.status_code == 200, archived.text
+    page = new_page()
+    open_chat(page, chat_server, conversation)
+    expect(page.locator("#ended")).to_contain_text("archived")
+    expect(page.locator("#composer")).to_be_hidden()
+    expect(page.locator("#messages .content", has_text="Answered long ago")).to_be_visible()
+
+
+def test_times_carry_a_date_when_not_today(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Dates")
+    post(chat_server, conversation, "Sent today, seen two days later")
+    page = new_page()
+    page.clock.install(time=time.time() + 2 * 86400)  # the donor opens it two days later
+    open_chat(page, chat_server, conversation)
+    stamp = page.locator("#messages li.theirs time").first
+    expect(stamp).to_be_visible()
+    shown, iso = stamp.text_content(), stamp.get_attribute("datetime")
+    day = page.evaluate("(iso) => new Date(iso).toLocaleString([], {month: 'short', day: 'numeric'})", iso)
+    assert shown.startswith(day) or day in shown, (shown, day)

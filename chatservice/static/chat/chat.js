@@ -49,6 +49,9 @@
     csatThanks: $("csat-thanks"),
     notify: $("notify"),
     notifyEmail: $("notify-email"),
+    ended: $("ended"),
+    endedText: $("ended-text"),
+    startNew: $("start-new"),
   };
 
   const state = {
@@ -95,6 +98,19 @@
   function setConnection(name, text) {
     ui.connection.dataset.state = name;
     ui.connection.textContent = text;
+    ui.connection.hidden = name === "idle";
+  }
+
+  // A time as the donor reads it: the time of day for today, with the date otherwise (and the year
+  // when it is not this year), in the browser's locale.
+  function formatWhen(iso) {
+    const when = new Date(iso);
+    const now = new Date();
+    const time = { hour: "2-digit", minute: "2-digit" };
+    if (when.toDateString() === now.toDateString()) return when.toLocaleTimeString([], time);
+    const date = { month: "short", day: "numeric", ...time };
+    if (when.getFullYear() !== now.getFullYear()) date.year = "numeric";
+    return when.toLocaleString([], date);
   }
 
   function randomId() {
@@ -166,7 +182,8 @@
       if (data.createdAt) {
         const time = document.createElement("time");
         time.dateTime = data.createdAt;
-        time.textContent = new Date(data.createdAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        time.textContent = formatWhen(data.createdAt);
+        time.title = new Date(data.createdAt).toLocaleString();
         meta.append(time);
       }
       if (mine) {
@@ -459,7 +476,7 @@
     state.ws = ws;
 
     ws.addEventListener("open", () => {
-      setConnection("online", "Online");
+      setConnection(...connectedLabel());
       if (state.crowded) {
         state.crowded = false;
         showAlert("");
@@ -587,7 +604,8 @@
 
   // ---- the satisfaction survey (README, "Satisfaction survey") -------------------------------------
 
-  // The close notice carries metadata.kind "csat_request"; a reopen (status ACTIVE) withdraws it.
+  // Status notices move the page live: the close notice (metadata.kind "csat_request") asks for a rating
+  // and ends the conversation on this side; a reopen (status ACTIVE) withdraws both.
   function followStatus(metadata) {
     if (metadata.kind === "csat_request") {
       state.rated = false;
@@ -595,7 +613,47 @@
     } else if (metadata.event === "status_changed" && metadata.status === "ACTIVE") {
       showCsat(false);
     }
+    if (metadata.event === "status_changed" && metadata.status) showStatus(metadata.status);
   }
+
+  // An ACTIVE conversation has the composer; a CLOSED or ARCHIVED one has, in its place, what happened
+  // and a way to start a new one. A draft in the composer is kept (and goes to the new conversation).
+  // Connected to a conversation that ended: the pill says so rather than a green "Online".
+  function connectedLabel() {
+    if (state.status === "CLOSED") return ["ended", "Closed"];
+    if (state.status === "ARCHIVED") return ["ended", "Archived"];
+    return ["online", "Online"];
+  }
+
+  function showStatus(status) {
+    state.status = status;
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) setConnection(...connectedLabel());
+    const ended = status === "CLOSED" || status === "ARCHIVED";
+    const hadFocus = document.activeElement === ui.input;
+    ui.composer.hidden = ended;
+    ui.ended.hidden = !ended;
+    ui.endedText.textContent =
+      status === "ARCHIVED" ? "This conversation was archived. It can no longer be answered." : "This conversation was closed.";
+    if (ended) {
+      stopOwnTyping();
+      if (hadFocus) ui.startNew.focus(); // the focused box went away: keep the keyboard somewhere useful
+    }
+  }
+
+  ui.startNew.addEventListener("click", async () => {
+    const draft = ui.input.value;
+    const token = state.token;
+    ui.startNew.disabled = true;
+    closeConversation();
+    try {
+      if (await openConversation(token, "", "Support Request")) {
+        ui.input.value = draft; // nothing typed is lost
+        ui.input.focus();
+      }
+    } finally {
+      ui.startNew.disabled = false;
+    }
+  });
 
   function showCsat(shown) {
     ui.csat.hidden = !shown || state.rated;
@@ -675,6 +733,7 @@
       const asked = page.results.filter((m) => (m.metadata || {}).kind === "csat_request").pop();
       state.rated = Boolean(conversation.csat) && (!asked || conversation.csat.submittedAt >= asked.createdAt);
       showCsat(conversation.status === "CLOSED");
+      showStatus(conversation.status);
       state.olderCursor = cursorFrom(page.next);
       ui.loadOlder.hidden = !state.olderCursor;
       scrollToBottom();
@@ -749,7 +808,7 @@
       visibleOthers: new Set(),
     });
     ui.list.replaceChildren();
-    setConnection("offline", "Offline");
+    setConnection("idle", "");
   }
 
   // The fragment is read on load and whenever it changes (a link to another conversation, same page).
