@@ -223,7 +223,7 @@ def _public_http_url(name: str, raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _notify(env: Mapping[str, str], *, debug: bool) -> NotifyConfig:
+def _notify(env: Mapping[str, str], *, debug: bool, port: int) -> NotifyConfig:
     """Email goes through SMTP when EMAIL_HOST is set; in development without it, to files under var/mail/
     (`make run` shows what would be sent); in production without it, nowhere (the notification.pending
     webhook still fires). Links in emails need the public addresses, so production sending email needs them."""
@@ -240,7 +240,7 @@ def _notify(env: Mapping[str, str], *, debug: bool) -> NotifyConfig:
             "CHAT_PUBLIC_URL and CHAT_DONOR_URL_TEMPLATE are required to send notification emails in production "
             "(their links), or set CHAT_NOTIFY_EMAIL=false"
         )
-    public_url = _public_http_url("CHAT_PUBLIC_URL", public_raw) if public_raw else NotifyConfig.public_url
+    public_url = _public_http_url("CHAT_PUBLIC_URL", public_raw) if public_raw else f"http://localhost:{port}"
     if template is None:
         template = f"{public_url}/chat/#conversation={DONOR_URL_PLACEHOLDER}"
     if DONOR_URL_PLACEHOLDER not in template or urlsplit(template).scheme not in {"http", "https"}:
@@ -579,7 +579,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),
         jobs_runner=_jobs_runner(env, redis_url),
         webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),
-        notify=_notify(env, debug=debug),
+        notify=_notify(env, debug=debug, port=_int(env, "PORT", DEFAULT_PORT, minimum=1, maximum=65535)),
         job_settings={
             name: _ranged(env, f"CHAT_{name}", spec) for name, spec in {**JOB_TIMINGS, **TRANSITION_DAYS}.items()
         },

@@ -380,6 +380,9 @@ def test_email_goes_to_files_in_development_and_needs_smtp_and_links_in_producti
     assert development.email_backend == "django.core.mail.backends.filebased.EmailBackend"
     assert development.email_settings["EMAIL_FILE_PATH"].endswith("var/mail")
     assert load_config(production).notify.email_backend is None  # no EMAIL_HOST: no email, webhook only
+    on_another_port = load_config({"DJANGO_DEBUG": "true", "JWT_PUBLIC_KEY": keypair[1].decode(), "PORT": "3016"})
+    assert on_another_port.notify.public_url == "http://localhost:3016"  # make run's links follow PORT
+    assert on_another_port.notify.donor_url_template.startswith("http://localhost:3016/chat/")
     with pytest.raises(ConfigError, match="CHAT_PUBLIC_URL and CHAT_DONOR_URL_TEMPLATE are required"):
         load_config({**production, "EMAIL_HOST": "smtp.example.org"})
     smtp = load_config(
