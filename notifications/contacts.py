@@ -36,15 +36,9 @@ _lock = threading.Lock()
 def remember_email(principal: Principal) -> None:
     """Store a donor's address from their token if it changed. Never fails the request: a failed write
     is logged and tried again on the next request. Staff addresses are not kept (nothing uses them)."""
-    email = principal.email
-    if not email or principal.role != Role.USER:
+    if not needs_storing(principal):
         return
-    key = person_key(principal.role, principal.user_id)
-    now = time.monotonic()
-    with _lock:
-        known = _remembered.get(key)
-        if known is not None and known[0] == email and now - known[1] < CONTACT_RECHECK_S:
-            return
+    email, key, now = principal.email, person_key(principal.role, principal.user_id), time.monotonic()
     try:
         _store(key, principal, email)
     except DatabaseError as exc:
@@ -55,6 +49,16 @@ def remember_email(principal: Principal) -> None:
         _remembered.move_to_end(key)
         while len(_remembered) > REMEMBERED_MAX:
             _remembered.popitem(last=False)
+
+
+def needs_storing(principal: Principal) -> bool:
+    """Whether `remember_email` would write: a donor's address this process has not stored lately. Memory
+    only, so a socket asks before taking a database thread."""
+    if not principal.email or principal.role != Role.USER:
+        return False
+    with _lock:
+        known = _remembered.get(person_key(principal.role, principal.user_id))
+    return known is None or known[0] != principal.email or time.monotonic() - known[1] >= CONTACT_RECHECK_S
 
 
 def _store(key: str, principal: Principal, email: str) -> None:

@@ -43,7 +43,7 @@ from desk.services import agents_seen
 from messaging import selectors as message_selectors
 from messaging.services import SendRequest, Sent
 from messaging.visibility import payload_visible
-from notifications.contacts import remember_email
+from notifications.contacts import needs_storing, remember_email
 from realtime import auth, broadcast, events, frames, presence, tracing
 from realtime.batcher import SendResult, send_batcher
 from realtime.dbpool import db
@@ -145,7 +145,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         ):
             return await self._refuse(CLOSE_TOO_MANY_SOCKETS)
         self._owed.append("socket_claim")
-        if principal.email:
+        if needs_storing(principal):  # in memory: most sockets take no database thread for this
             await db(remember_email)(principal)
         newly_staff = False
         if not access.takes_part:  # support staff opening a conversation take part from now on

@@ -461,6 +461,9 @@ def test_a_close_is_seen_live_the_draft_survives_and_a_new_conversation_starts(c
     expect(page.locator("#connection")).to_have_text("Closed")  # not a green "Online"
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     kit.document(page, "donor-closed-360px")
+    page.set_viewport_size({"width": 1280, "height": 740})
+    kit.document(page, "donor-closed")
+    page.set_viewport_size({"width": 360, "height": 740})
 
     # Reopened by staff: the composer is back, with the draft.
     reopened = chat_server.api("PUT", f"/api/conversations/{conversation}", AGENT, "ADMIN", json={"status": "ACTIVE"})
