@@ -27,7 +27,8 @@ RUN DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localh
     python manage.py collectstatic --noinput -v0
 
 # The code and assets stay owned by root: the service user can read them, not change them.
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin chat
+RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin chat \
+    && mkdir -p /var/lib/chat/attachments && chown -R chat:chat /var/lib/chat && chmod 700 /var/lib/chat/attachments
 USER chat
 
 EXPOSE 8000

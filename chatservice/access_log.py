@@ -20,9 +20,10 @@ import re
 from typing import Any
 from urllib.parse import unquote_plus
 
-# Query parameters whose values are credentials: the WebSocket's `token`, and the names clients and
-# libraries commonly put a bearer token under. Compared case-insensitively, percent-decoded, "-" as "_".
-SECRET_QUERY_PARAMS = frozenset({"token", "access_token", "jwt"})
+# Query parameters whose values are credentials: the WebSocket's `token`, an attachment link's signature
+# (`sig`: anyone holding it may download until it expires), and the names clients and libraries commonly put
+# a bearer token under. Compared case-insensitively, percent-decoded, "-" as "_".
+SECRET_QUERY_PARAMS = frozenset({"token", "access_token", "jwt", "sig"})
 # Any other `*_token` parameter (id_token, refresh_token, auth_token...) is a credential too.
 SECRET_QUERY_SUFFIX = "_token"  # noqa: S105 - a parameter name, not a secret
 # A value shaped like a JWT (a base64url JSON header, `eyJ`, and two more segments) is redacted whatever

@@ -49,7 +49,7 @@ gc.freeze()
 websocket_router = URLRouter(websocket_urlpatterns)
 application = ProtocolTypeRouter(
     {
-        "http": BodySizeLimitMiddleware(django_asgi_app, max_bytes=settings.MAX_REQUEST_BODY_BYTES),
+        "http": BodySizeLimitMiddleware(django_asgi_app),
         # Daphne's protocol object is read from the raw `send` (for backpressure) before anything wraps it;
         # the token leaves the query string next, before anything below can log or trace the scope.
         "websocket": TransportMiddleware(

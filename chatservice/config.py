@@ -96,6 +96,17 @@ NOTIFY_TIMINGS = {"NOTIFY_DELAY_S": (120.0, 0.0, 86400.0), "NOTIFY_MIN_INTERVAL_
 # The conversation's id in CHAT_DONOR_URL_TEMPLATE.
 DONOR_URL_PLACEHOLDER = "{conversationId}"
 SMTP_TIMEOUT_S = 10  # per SMTP command: a stuck mail server holds a job thread no longer than this
+# Attachments (attachments/): what a donor may upload, where it goes, and how long a signed link lasts.
+ATTACHMENT_MAX_BYTES = (10 * 1024 * 1024, 1024, 1024 * 1024 * 1024)
+# What this service can recognise by content and serve safely; CHAT_ATTACHMENT_TYPES picks among them.
+ATTACHMENT_SUPPORTED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf", "text/plain")
+ATTACHMENT_STORAGES = frozenset({"filesystem", "s3"})
+# A signed download link lasts this long: long enough to render a page and click, short enough that a
+# link copied out of a page is soon worthless.
+ATTACHMENT_LINK_TTL_S = (300.0, 10.0, 3600.0)
+# Decoded pixels an image may have: 24 MP is a modern phone photo; decoded as RGBA that is 96 MB, the most one
+# upload may hold in memory (two at a time per worker, attachments.images).
+ATTACHMENT_MAX_PIXELS = (24_000_000, 10_000, 200_000_000)
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Request line plus headers Daphne reads before answering 431 (chatservice.header_limits): Twisted's own
 # limit, kept; an oversized request costs the worker no more than this before it is refused.
@@ -175,6 +186,21 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class AttachmentConfig:
+    """Uploads (attachments/). `s3` holds django-storages' S3 options when `storage` is "s3"."""
+
+    max_bytes: int = ATTACHMENT_MAX_BYTES[0]
+    allowed_types: tuple[str, ...] = ATTACHMENT_SUPPORTED_TYPES
+    storage: str = "filesystem"
+    directory: Path = VAR_DIR / "attachments"
+    s3: dict[str, Any] = field(default_factory=dict, repr=False)
+    # clamd's address (tcp://host:port or unix:///path); None: uploads are not scanned.
+    clamav_url: str | None = None
+    link_ttl_s: float = ATTACHMENT_LINK_TTL_S[0]
+    max_pixels: int = ATTACHMENT_MAX_PIXELS[0]
+
+
+@dataclass(frozen=True)
 class Config:
     debug: bool
     secret_key: str
@@ -214,6 +240,7 @@ class Config:
     # Webhook URLs may resolve to private, loopback or link-local addresses (tests; never in production).
     webhook_allow_private: bool = False
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    attachments: AttachmentConfig = field(default_factory=AttachmentConfig)
 
 
 def _public_http_url(name: str, raw: str) -> str:
@@ -267,6 +294,61 @@ def _notify(env: Mapping[str, str], *, debug: bool, port: int) -> NotifyConfig:
         donor_url_template=template,
         public_url=public_url,
         email_settings=email_settings,
+    )
+
+
+def _clamav_url(raw: str) -> str:
+    parsed = urlsplit(raw)
+    if parsed.scheme == "tcp" and parsed.hostname and parsed.port:
+        return raw
+    if parsed.scheme == "unix" and parsed.path:
+        return raw
+    raise ConfigError(f"CLAMAV_URL={raw!r} is not tcp://host:port or unix:///path/to/clamd.sock")
+
+
+def _attachments(env: Mapping[str, str]) -> AttachmentConfig:
+    """Attachments go to the file system under var/ unless CHAT_ATTACHMENT_STORAGE=s3, which takes
+    django-storages' own AWS_* variables (the bucket is required)."""
+    raw_types = env.get("CHAT_ATTACHMENT_TYPES", "").strip()
+    types = tuple(t.strip().lower() for t in raw_types.split(",") if t.strip()) or ATTACHMENT_SUPPORTED_TYPES
+    unknown = [t for t in types if t not in ATTACHMENT_SUPPORTED_TYPES]
+    if unknown:
+        raise ConfigError(
+            f"CHAT_ATTACHMENT_TYPES names {', '.join(unknown)}; supported: {', '.join(ATTACHMENT_SUPPORTED_TYPES)}"
+        )
+    storage = env.get("CHAT_ATTACHMENT_STORAGE", "filesystem").strip().lower() or "filesystem"
+    if storage not in ATTACHMENT_STORAGES:
+        raise ConfigError(f"CHAT_ATTACHMENT_STORAGE={storage!r} is not one of {', '.join(sorted(ATTACHMENT_STORAGES))}")
+    # Read whatever the storage (compose sets them all, empty by default), used only for S3.
+    s3_settings = {
+        "bucket_name": _optional(env, "AWS_STORAGE_BUCKET_NAME"),
+        "endpoint_url": _optional(env, "AWS_S3_ENDPOINT_URL"),
+        "region_name": _optional(env, "AWS_S3_REGION_NAME"),
+        "access_key": _optional(env, "AWS_ACCESS_KEY_ID"),
+        "secret_key": _optional(env, "AWS_SECRET_ACCESS_KEY"),
+    }
+    s3: dict[str, Any] = {}
+    if storage == "s3":
+        if not s3_settings["bucket_name"]:
+            raise ConfigError("CHAT_ATTACHMENT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+        s3 = {
+            **{k: v for k, v in s3_settings.items() if v is not None},
+            # Private objects: every download goes through this service's access check or its signed link.
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        }
+    directory = Path(env.get("CHAT_ATTACHMENT_DIR", "").strip() or VAR_DIR / "attachments")
+    clamav = _optional(env, "CLAMAV_URL")
+    return AttachmentConfig(
+        max_bytes=_ranged(env, "CHAT_ATTACHMENT_MAX_BYTES", ATTACHMENT_MAX_BYTES),
+        allowed_types=types,
+        storage=storage,
+        directory=directory,
+        s3=s3,
+        clamav_url=_clamav_url(clamav) if clamav else None,
+        link_ttl_s=_ranged(env, "CHAT_ATTACHMENT_LINK_TTL_S", ATTACHMENT_LINK_TTL_S),
+        max_pixels=_ranged(env, "CHAT_ATTACHMENT_MAX_PIXELS", ATTACHMENT_MAX_PIXELS),
     )
 
 
@@ -579,6 +661,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),
         jobs_runner=_jobs_runner(env, redis_url),
         webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),
+        attachments=_attachments(env),
         notify=_notify(env, debug=debug, port=_int(env, "PORT", DEFAULT_PORT, minimum=1, maximum=65535)),
         job_settings={
             name: _ranged(env, f"CHAT_{name}", spec) for name, spec in {**JOB_TIMINGS, **TRANSITION_DAYS}.items()

@@ -13,6 +13,12 @@ its side of the connection but goes on reading, and discarding, what the client 
 client reads the answer rather than a reset; REFUSAL_LINGER_S later the connection is dropped whatever the
 client does. The refusal is written to the access log like any answer (chatservice.access_log redacts it).
 
+Bodies get the same treatment: Twisted would read any body into a temporary file before the application
+sees a byte, so the limit is applied here, while it streams in. A declared Content-Length over the path's
+limit (`chatservice.asgi_middleware.body_limit`: 1 MiB, or CHAT_ATTACHMENT_MAX_BYTES plus the multipart
+framing on the upload path) is answered 413 as soon as the headers are in, without reading the body; a
+chunked body is counted as it arrives and refused the moment it goes over.
+
 `install()` makes Daphne's HTTP factory build its connections with this channel; Twisted's HTTPChannel
 itself, and any other Twisted server in the process, are left alone.
 """
@@ -25,6 +31,7 @@ from typing import Any
 
 from twisted.web import http
 
+from chatservice.asgi_middleware import body_limit, body_refusal
 from chatservice.config import HTTP_MAX_HEADER_BYTES
 from chatservice.errors import error_body
 
@@ -52,6 +59,8 @@ class HeaderLimitedHTTPChannel(http.HTTPChannel):
     _header_bytes = 0  # of the request being read: Twisted's own count, kept here to act before it does
     _request_line: bytes | None = None
     _refused = False
+    _body_limit: int | None = None  # of the request whose body is being read
+    _body_bytes = 0  # read so far, as sent (chunk framing included: a little stricter than the limit)
 
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
@@ -75,10 +84,29 @@ class HeaderLimitedHTTPChannel(http.HTTPChannel):
             self._request_line = line[:MAX_LOGGED_TARGET]
         self._refuse(cut=cut)
 
+    def allHeadersReceived(self) -> None:
+        limit = body_limit(getattr(self, "_path", b""))
+        if self.length is not None and self.length > limit:
+            self._refuse_body(limit)
+            return
+        self._body_limit, self._body_bytes = limit, 0
+        super().allHeadersReceived()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self._body_limit is not None:
+            self._body_bytes += len(data)
+            if self._body_bytes > self._body_limit:
+                self._refuse_body(self._body_limit)
+                return
+        super().rawDataReceived(data)
+
     def allContentReceived(self) -> None:
         # The request's headers and body are in: the next request on this connection counts from zero.
         self._header_bytes = 0
         self._request_line = None
+        self._body_limit = None
         super().allContentReceived()
 
     def timeoutConnection(self) -> None:
@@ -87,16 +115,30 @@ class HeaderLimitedHTTPChannel(http.HTTPChannel):
             return
         super().timeoutConnection()
 
-    def _refuse(self, *, cut: bool) -> None:
+    def _refuse_body(self, limit: int) -> None:
+        # Daphne never saw this request (it starts at allContentReceived): only the connection is ours to close.
+        detail, code = body_refusal(getattr(self, "_path", b""), limit)
+        self._refuse(
+            cut=False, status=413, reason=b"Content Too Large", body=json.dumps(error_body(detail, code)).encode()
+        )
+
+    def _refuse(
+        self,
+        *,
+        cut: bool,
+        status: int = STATUS,
+        reason: bytes = b"Request Header Fields Too Large",
+        body: bytes | None = None,
+    ) -> None:
         self._refused = True
-        body = refusal_body()
+        body = refusal_body() if body is None else body
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"HTTP/1.1 %d %s\r\n"
             b"Content-Type: application/json\r\n"
             b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (len(body), body)
+            b"Connection: close\r\n\r\n%s" % (status, reason, len(body), body)
         )
-        self._log_refusal(len(body), cut=cut)
+        self._log_refusal(len(body), cut=cut, status=status)
         self.setTimeout(REFUSAL_LINGER_S)  # our timeoutConnection then drops the connection
         half_close = getattr(self.transport, "loseWriteConnection", None)
         if half_close is None:
@@ -104,14 +146,14 @@ class HeaderLimitedHTTPChannel(http.HTTPChannel):
         else:
             half_close()
 
-    def _log_refusal(self, size: int, *, cut: bool) -> None:
+    def _log_refusal(self, size: int, *, cut: bool, status: int = STATUS) -> None:
         server = getattr(self.factory, "server", None)  # Daphne's factory knows its server, and so its log
         if server is None:
             return
         method, target = request_line_parts(self._request_line or b"", cut=cut)
         peer = self.transport.getPeer()
         client = f"{peer.host}:{peer.port}" if hasattr(peer, "host") else None
-        details = {"path": target, "status": STATUS, "method": method, "client": client, "time_taken": 0.0}
+        details = {"path": target, "status": status, "method": method, "client": client, "time_taken": 0.0}
         try:
             server.log_action("http", "complete", {**details, "size": size})
         except Exception:

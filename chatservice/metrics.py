@@ -52,6 +52,14 @@ LAYER_DROPS = Counter(
     "one per event) and deliveries refused at a full channel, as channels-redis counts them (reason=over_capacity).",
     ["reason"],
 )
+ATTACHMENTS = Counter(
+    "chat_attachments_stored", "Attachments accepted and stored, by content type (the service's own list).", ["type"]
+)
+ATTACHMENT_REFUSALS = Counter(
+    "chat_attachments_refused",
+    "Uploads refused, by error code (too large, type, infected, scanner down, ...).",
+    ["code"],
+)
 
 # The buckets of realtime.consumers: the per-socket one on message frames and on read frames, the
 # per-user one (message frames, shared by a user's sockets), the typing one.
@@ -94,6 +102,14 @@ def error_frame(code: str) -> None:
     if child is None:
         child = _error_frames[code] = ERROR_FRAMES.labels(code)
     child.inc()
+
+
+def attachment_stored(content_type: str) -> None:
+    ATTACHMENTS.labels(content_type).inc()
+
+
+def attachment_refused(code: str) -> None:
+    ATTACHMENT_REFUSALS.labels(code).inc()
 
 
 def rate_limited(kind: RateLimitKind) -> None:

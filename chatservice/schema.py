@@ -23,6 +23,7 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from chatservice.validation import (
+    ATTACHMENT_ID_PATTERN,
     HTTP_URL_MAX_LENGTH,
     HTTP_URL_PATTERN,
     METADATA_MAX_BYTES,
@@ -120,7 +121,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         400, "`content` is over `CHAT_MAX_MESSAGE_LENGTH` (10,000) characters, counted as sent."
     ),
     "file_metadata_required": ErrorCode(
-        400, "A FILE message without `metadata.url` (http or https, with a host) and `metadata.name`."
+        400,
+        "A FILE message without `metadata.attachmentId` (an id) or `metadata.url` (http or https, with a host) "
+        "and `metadata.name`.",
     ),
     "metadata_not_object": ErrorCode(400, "`metadata` is not a JSON object."),
     "metadata_too_large": ErrorCode(400, f"`metadata` is over {METADATA_MAX_BYTES // 1024} KiB as compact JSON."),
@@ -177,6 +180,32 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "csat_donor_only": ErrorCode(403, "Staff sent a rating: only the donor rates a conversation."),
     "conversation_not_closed": ErrorCode(409, "A rating for a conversation that is not CLOSED."),
     "csat_already_submitted": ErrorCode(409, "The conversation was already rated since it was last closed."),
+    # Attachments (issue 14).
+    "file_required": ErrorCode(400, "The multipart body has no `file` part."),
+    "attachment_empty": ErrorCode(400, "The file is empty."),
+    "attachment_not_found": ErrorCode(
+        404,
+        "No such attachment, or one the caller may not fetch (the same answer, so ids reveal nothing); for a "
+        "FILE message, `metadata.attachmentId` names no upload of the sender's to this conversation.",
+    ),
+    "attachment_link_expired": ErrorCode(
+        403, "The signed link is older than `CHAT_ATTACHMENT_LINK_TTL_S`; ask for a new one."
+    ),
+    "attachment_too_large": ErrorCode(
+        413, "The upload is over `CHAT_ATTACHMENT_MAX_BYTES` (10 MiB); refused while it streams in."
+    ),
+    "attachment_type_unsupported": ErrorCode(
+        415, "The file's content (not its name) is not an accepted type: JPEG, PNG, WebP, GIF, PDF, plain text."
+    ),
+    "attachment_infected": ErrorCode(422, "The virus scanner found something; nothing was stored."),
+    "attachment_image_too_large": ErrorCode(
+        422, "The image decodes to more than `CHAT_ATTACHMENT_MAX_PIXELS` pixels (24 MP) or 300 frames."
+    ),
+    "attachment_unreadable": ErrorCode(422, "The image is corrupt or truncated."),
+    "attachment_scanner_unavailable": ErrorCode(
+        503, "`CLAMAV_URL` is set and the scanner cannot be reached: uploads fail closed."
+    ),
+    "attachment_busy": ErrorCode(503, "Every image-processing slot stayed busy for 30 s; try again."),
 }
 
 # What every operation can answer: each needs credentials and answers JSON (or the browsable API), and Django
@@ -205,8 +234,10 @@ STATUS_SUMMARIES = {
     406: "No acceptable representation.",
     409: "The conversation's state forbids it.",
     413: "Body too large.",
-    415: "Body is not JSON.",
+    415: "Body is not JSON, or (uploads) not an accepted kind of file.",
+    422: "The upload was understood and refused.",
     431: "Headers too large.",
+    503: "A service this operation needs is unavailable; try again later.",
 }
 # Component names of the error bodies per status.
 ERROR_COMPONENT_NAMES = {
@@ -218,7 +249,9 @@ ERROR_COMPONENT_NAMES = {
     409: "ConflictError",
     413: "RequestTooLargeError",
     415: "UnsupportedMediaTypeError",
+    422: "UnprocessableUploadError",
     431: "RequestHeadersTooLargeError",
+    503: "UnavailableError",
 }
 
 
@@ -358,11 +391,23 @@ class MessageInputScheme(OpenApiSerializerExtension):
         file["properties"]["messageType"] = {"type": "string", "enum": FILE_MESSAGE_TYPES}
         file["properties"]["metadata"] = {
             **metadata_schema(auto_schema),
-            "required": ["url", "name"],
-            "properties": {
-                "url": {"type": "string", "maxLength": HTTP_URL_MAX_LENGTH, "pattern": HTTP_URL_PATTERN},
-                "name": {"type": "string", "pattern": VISIBLE_CHAR_PATTERN},
-            },
+            "description": (
+                "Either `attachmentId`, an upload to this conversation (POST …/attachments), which the server "
+                "describes (`url`, `name`, `contentType`, `size`), or a file hosted elsewhere: `url` and `name`."
+            ),
+            "anyOf": [
+                {
+                    "required": ["attachmentId"],
+                    "properties": {"attachmentId": {"type": "string", "pattern": ATTACHMENT_ID_PATTERN}},
+                },
+                {
+                    "required": ["url", "name"],
+                    "properties": {
+                        "url": {"type": "string", "maxLength": HTTP_URL_MAX_LENGTH, "pattern": HTTP_URL_PATTERN},
+                        "name": {"type": "string", "pattern": VISIBLE_CHAR_PATTERN},
+                    },
+                },
+            ],
         }
         file["required"] = sorted({*file.get("required", []), "messageType", "metadata"})
         # `required` here too (every shape has it): drf-spectacular marks a request body required from it. (No

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "webhooks",
     "csat",
     "notifications",
+    "attachments",
     "corsheaders",
     "axes",
 ]
@@ -216,9 +217,33 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 
-# Request bodies larger than this are refused with 413 before Django reads them (chatservice.asgi).
+# Request bodies larger than this are refused with 413 before Django reads them (chatservice.body_limits);
+# attachment uploads have their own limit, CHAT_ATTACHMENT_MAX_BYTES.
 MAX_REQUEST_BODY_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Upload parts over this go to a temporary file rather than memory (Django's own default, stated).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_PERMISSIONS = 0o600
+
+# Attachments go through Django's storage API: var/attachments by default, S3 with django-storages.
+if CONFIG.attachments.storage == "s3":
+    ATTACHMENT_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": CONFIG.attachments.s3}
+else:
+    ATTACHMENT_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # Never served by URL: every download goes through the access check (attachments.views).
+        "OPTIONS": {
+            "location": str(CONFIG.attachments.directory),
+            "base_url": "/nowhere/",
+            "file_permissions_mode": 0o600,
+            "directory_permissions_mode": 0o700,
+        },
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": ATTACHMENT_STORAGE,
+}
 
 CHAT = {
     "PORT": CONFIG.port,
@@ -249,6 +274,11 @@ CHAT = {
     "NOTIFY_EMAIL_PREVIEW": CONFIG.notify.email_previews,
     "DONOR_URL_TEMPLATE": CONFIG.notify.donor_url_template,
     "PUBLIC_URL": CONFIG.notify.public_url,
+    "ATTACHMENT_MAX_BYTES": CONFIG.attachments.max_bytes,
+    "ATTACHMENT_TYPES": CONFIG.attachments.allowed_types,
+    "ATTACHMENT_LINK_TTL_S": CONFIG.attachments.link_ttl_s,
+    "ATTACHMENT_MAX_PIXELS": CONFIG.attachments.max_pixels,
+    "CLAMAV_URL": CONFIG.attachments.clamav_url,
 }
 
 # Email (offline notifications): SMTP from EMAIL_*, files under var/mail/ in development (config._notify).

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
+from attachments.views import AttachmentDownloadView, AttachmentLinkView, AttachmentUploadView
 from chatservice.ids import ID_PATTERN
 from chatservice.views import health, live, metrics
 from chatservice.webclient import donor_chat
@@ -30,6 +31,19 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     re_path(
         rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/?$", messages, name="conversation-messages"
+    ),
+    re_path(
+        rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/attachments/?$",
+        AttachmentUploadView.as_view(),
+        name="conversation-attachments",
+    ),
+    re_path(
+        rf"^api/attachments/(?P<attachment_id>{ID_PATTERN})/?$", AttachmentDownloadView.as_view(), name="attachment"
+    ),
+    re_path(
+        rf"^api/attachments/(?P<attachment_id>{ID_PATTERN})/link/?$",
+        AttachmentLinkView.as_view(),
+        name="attachment-link",
     ),
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),

@@ -13,6 +13,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from chatservice.ids import ID_PATTERN
+
 # Metadata is a small bag of client data (file descriptors, UI hints), not a storage channel.
 METADATA_MAX_BYTES = 8 * 1024
 # Deeper metadata is not a descriptor but a payload, and deep nesting is how parsers are attacked.
@@ -156,3 +158,16 @@ def is_file_metadata(metadata: Any) -> bool:
         return False
     name = metadata.get("name")
     return is_http_url(metadata.get("url")) and isinstance(name, str) and VISIBLE_CHAR.search(name) is not None
+
+
+# metadata.attachmentId of a FILE message: an id as this service makes them (chatservice.ids), whole.
+ATTACHMENT_ID_PATTERN = rf"^{ID_PATTERN}$"
+ATTACHMENT_ID = re.compile(ATTACHMENT_ID_PATTERN)
+
+
+def is_attachment_reference(metadata: Any) -> bool:
+    """Whether metadata references an upload: `attachmentId`, a well-formed id (the server describes the file)."""
+    if not isinstance(metadata, dict):
+        return False
+    value = metadata.get("attachmentId")
+    return isinstance(value, str) and ATTACHMENT_ID.fullmatch(value) is not None

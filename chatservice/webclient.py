@@ -4,8 +4,10 @@ token, which the page reads from the URL fragment (never sent to a server) or fr
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET
 
 # No inline script or style and nothing from another origin: user content that slipped past
@@ -24,9 +26,19 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+def attachment_context() -> dict[str, object]:
+    """What the page tells the donor about attachments, from the same settings the server enforces."""
+    limit = settings.CHAT["ATTACHMENT_MAX_BYTES"]
+    return {
+        "attachment_max_bytes": limit,
+        "attachment_max_size": filesizeformat(limit),
+        "attachment_accept": ",".join(settings.CHAT["ATTACHMENT_TYPES"]),
+    }
+
+
 @require_GET
 def donor_chat(request: HttpRequest) -> HttpResponse:
-    response = render(request, "chat.html")
+    response = render(request, "chat.html", attachment_context())
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     # The page never puts the token in its URL, and must not leak even its path elsewhere.
     response["Referrer-Policy"] = "no-referrer"

@@ -14,6 +14,7 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
+from attachments import services as attachments
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import NotFound, PermissionDenied, ServiceError
@@ -449,6 +450,7 @@ class Erasure:
     notices_rewritten: int = 0  # SYSTEM notices by others that named the user ("u1 was assigned by …")
     participations_removed: int = 0
     conversations_pseudonymized: int = 0  # created by the user
+    attachments_deleted: int = 0  # uploaded by the user, files included
     conversation_ids: set[str] = dataclasses.field(default_factory=set)  # every conversation any of the above touched
 
     @property
@@ -614,9 +616,13 @@ def user_erase(
             AgentProfile.objects.filter(pk=user_id).delete()
             CannedResponse.objects.filter(owner_id=user_id, shared=False).delete()
             CannedResponse.objects.filter(owner_id=user_id).update(owner_id=ERASED_USER_ID)
-    # 5. Their notification address, preference and records (no message text is kept there).
+    # 5. Their notification address, preference and records (no message text is kept there), and the files
+    # they uploaded (their FILE messages lost the reference in step 1).
     if not dry_run:
         notifications.person_erase(user_id=user_id, role=role)
+    erasure.attachments_deleted = attachments.attachments_erase(user_id=user_id, role=role, dry_run=dry_run)
+    if erasure.attachments_deleted:
+        progress("attachments deleted", erasure.attachments_deleted, erasure.attachments_deleted)
     # 6. Participations.
     participations = Participant.objects.filter(user_id=user_id, role=role)
     total = participations.count()

@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from chatservice.ids import ID_PATTERN
-from chatservice.validation import MetadataField, StrictCharField, is_file_metadata
+from chatservice.validation import MetadataField, StrictCharField, is_attachment_reference, is_file_metadata
 from conversations.models import Participant
 from messaging.models import CLIENT_MESSAGE_ID_MAX_LENGTH, Message, MessageType
 
@@ -64,7 +64,10 @@ class MessageContentField(StrictCharField):
         return settings.CHAT["MAX_MESSAGE_LENGTH"]
 
 
-FILE_METADATA_ERROR = "A FILE message needs metadata.url (http or https) and metadata.name."
+FILE_METADATA_ERROR = (
+    "A FILE message needs metadata.attachmentId (an upload to this conversation) "
+    "or metadata.url (http or https) and metadata.name."
+)
 
 
 class MessageInput(serializers.Serializer):
@@ -82,7 +85,8 @@ class MessageInput(serializers.Serializer):
         # characters from keys can merge two of them. (Here rather than in validate(): the WebSocket shares one
         # instance of this serializer, so only the `data` argument is this message's.)
         if attrs["messageType"] == MessageType.FILE and not (
-            is_file_metadata(data.get("metadata")) and is_file_metadata(attrs["metadata"])
+            (is_file_metadata(data.get("metadata")) and is_file_metadata(attrs["metadata"]))
+            or (is_attachment_reference(data.get("metadata")) and is_attachment_reference(attrs["metadata"]))
         ):
             raise serializers.ValidationError({"metadata": [FILE_METADATA_ERROR]}, code="file_metadata_required")
         return attrs

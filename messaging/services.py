@@ -21,6 +21,8 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from attachments import references as attachment_references
+from attachments.services import mark_shared
 from chatservice import metrics
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
@@ -339,6 +341,7 @@ def messages_store(
     conversation by writing in it.
     """
     results: list[Sent | ServiceError | None] = [None] * len(requests)
+    requests, refused = _with_attachments(requests)
     previous = _previous_sends(requests)
     pending: list[int] = []
     for index, request in enumerate(requests):
@@ -349,6 +352,9 @@ def messages_store(
             continue
         if request.message_type == MessageType.NOTE and not request.sender.is_admin:
             results[index] = PermissionDenied("Only support staff may write internal notes.", code="note_forbidden")
+            continue
+        if index in refused:
+            results[index] = refused[index]
             continue
         if request.metadata and not json_is_safe(request.metadata):
             # Transports validate this already (chatservice.validation); a caller that skipped it must not
@@ -374,6 +380,15 @@ def messages_store(
             reopened = _reopen_for_donors([requests[i] for i in pending], appended)
             if reopened:
                 appended = _merge_retry(appended, [requests[i] for i in pending], reopened)
+            mark_shared(
+                {
+                    ref
+                    for m in appended.results
+                    if isinstance(m, Message)
+                    and m.message_type == MessageType.FILE
+                    and (ref := attachment_references.reference_of(m.metadata))
+                }
+            )
             inbox = inbox_events.message_publications(
                 [r for r in appended.results if isinstance(r, Message)],
                 appended.clock_changed - reopened,
@@ -404,6 +419,29 @@ def messages_store(
             result if isinstance(result, ServiceError) else Sent(result, True, appended.payloads[result.id])
         )
     return results, appended.publications, Routing(appended.reopened, appended.queued)  # type: ignore[return-value]
+
+
+def _with_attachments(requests: Sequence[SendRequest]) -> tuple[Sequence[SendRequest], dict[int, ServiceError]]:
+    """FILE messages referencing an upload get the upload's description as metadata (attachments.references);
+    those referencing one the sender cannot use are refused, by index."""
+    indexes = [
+        i
+        for i, r in enumerate(requests)
+        if r.message_type == MessageType.FILE and attachment_references.reference_of(r.metadata)
+    ]
+    if not indexes:
+        return requests, {}
+    resolved = attachment_references.resolve(
+        [(requests[i].conversation_id, requests[i].sender, requests[i].metadata) for i in indexes]
+    )
+    described = list(requests)
+    refused: dict[int, ServiceError] = {}
+    for index, result in zip(indexes, resolved, strict=True):
+        if isinstance(result, ServiceError):
+            refused[index] = result
+        elif result is not None:
+            described[index] = dataclasses.replace(requests[index], metadata=result)
+    return described, refused
 
 
 def _reopen_for_donors(requests: Sequence[SendRequest], appended: Appended) -> set[str]:

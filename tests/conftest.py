@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import faulthandler
+import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 from django.conf import settings
+from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
 from chatservice.devkeys import generate_rsa_keypair
@@ -30,6 +34,24 @@ def django_db_modify_db_settings(tmp_path_factory) -> None:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+# Attachments written by the tests go to a temporary directory, in this process and in the servers it starts
+# (tests/servers.py passes the environment on), never to var/attachments.
+ATTACHMENT_DIR = tempfile.mkdtemp(prefix="chat-test-attachments-")
+os.environ["CHAT_ATTACHMENT_DIR"] = ATTACHMENT_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def attachment_storage_in_tmp() -> Iterator[None]:
+    storage = settings.STORAGES["attachments"]
+    if not storage["BACKEND"].endswith("FileSystemStorage"):
+        yield
+        return
+    local = {**storage, "OPTIONS": {**storage["OPTIONS"], "location": ATTACHMENT_DIR}}
+    with override_settings(STORAGES={**settings.STORAGES, "attachments": local}):
+        yield
+    shutil.rmtree(ATTACHMENT_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,6 +27,10 @@ FRAME_TIMEOUT_S = 10
         ("/api/conversations?limit=5", "/api/conversations?limit=5"),
         ("/api/x?token=abc", "/api/x?token=[redacted]"),
         ("/api/x?limit=5&access_token=abc&jwt=def", "/api/x?limit=5&access_token=[redacted]&jwt=[redacted]"),
+        (
+            "/api/attachments/att_1?variant=thumbnail&sig=1abc:xyz",
+            "/api/attachments/att_1?variant=thumbnail&sig=[redacted]",
+        ),
         ("/h?TOKEN=a&Access-Token=b", "/h?TOKEN=[redacted]&Access-Token=[redacted]"),
         ("/h?%74oken=a&access%5Ftoken=b", "/h?%74oken=[redacted]&access%5Ftoken=[redacted]"),  # as Django decodes
         ("/h?id_token=a;refresh_token=b", "/h?id_token=[redacted];refresh_token=[redacted]"),

@@ -247,7 +247,7 @@ def test_narrow_screen_has_no_horizontal_scroll_and_keyboard_reaches_the_textare
     expect(bubbles(page)).to_have_count(3)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
-    # From the top of the page, Tab goes to the message log (scrollable by keyboard), then the textarea.
+    # From the top of the page, Tab goes to the message log (scrollable by keyboard), the paperclip, the textarea.
     page.locator("body").focus()
     order = []
     for _ in range(5):
@@ -255,7 +255,7 @@ def test_narrow_screen_has_no_horizontal_scroll_and_keyboard_reaches_the_textare
         order.append(page.evaluate("document.activeElement.id"))
         if order[-1] == "message":
             break
-    assert order == ["messages", "message"]
+    assert order == ["messages", "attach", "message"]
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"  # focus is visible
     page.keyboard.type("Sent with the keyboard only")

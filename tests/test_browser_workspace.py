@@ -221,3 +221,42 @@ def test_a_refused_send_never_puts_the_text_back(chat_server, agents, new_page):
     history = chat_server.api("GET", f"/api/conversations/{conversation}/messages", "donor-c").json()["results"]
     # nothing was stored (an agent left ONLINE by the test before may have been assigned: a SYSTEM notice)
     assert [m for m in history if m["messageType"] != "SYSTEM"] == []
+
+
+def test_files_both_ways_in_the_workspace(chat_server, agents, new_page):
+    from tests.test_attachments import PDF_BYTES, receipt_photo
+
+    created = chat_server.api("POST", "/api/conversations", "donor-f", json={"subject": "Receipt attached"})
+    conversation = created.json()["conversationId"]
+    photo = chat_server.api(
+        "POST",
+        f"/api/conversations/{conversation}/attachments",
+        "donor-f",
+        files={"file": ("receipt.jpg", receipt_photo(), "image/jpeg")},
+    ).json()
+    sent = {"content": "Here is my receipt", "messageType": "FILE", "metadata": {"attachmentId": photo["attachmentId"]}}
+    assert (
+        chat_server.api("POST", f"/api/conversations/{conversation}/messages", "donor-f", json=sent).status_code == 201
+    )
+    page = new_page()
+    log_in(page, chat_server, "maria")
+    page.goto(f"{chat_server.url}/admin/desk/?c={conversation}")
+    expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    thumbnail = page.locator(".desk-file-image img")
+    expect(thumbnail).to_have_js_property("complete", True)
+    assert thumbnail.evaluate("img => img.naturalWidth") > 0  # fetched with the staff session
+    expect(page.locator(".desk-file-caption")).to_have_text("Here is my receipt")
+    # Staff send a PDF with the paperclip: it uploads, then goes out as a FILE message the donor receives.
+    page.locator("[data-desk-file]").set_input_files(
+        files=[{"name": "tax-receipt-2026.pdf", "mimeType": "application/pdf", "buffer": PDF_BYTES}]
+    )
+    chip = page.locator(".desk-msg-ADMIN .desk-file").filter(has_text="tax-receipt-2026.pdf")
+    expect(chip.locator(".desk-file-size")).to_have_text(f"{len(PDF_BYTES)} B")
+    history = chat_server.api("GET", f"/api/conversations/{conversation}/messages", "donor-f").json()["results"]
+    files = [m["metadata"]["name"] for m in history if m["messageType"] == "FILE"]
+    assert files == ["receipt.jpg", "tax-receipt-2026.pdf"]
+    # A note cannot carry a file.
+    page.locator("[data-desk-mode][value=NOTE]").check()
+    expect(page.locator("[data-desk-attach]")).to_be_hidden()
+    page.locator("[data-desk-mode][value=TEXT]").check()
+    save(page, "workspace-attachments")

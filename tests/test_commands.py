@@ -309,7 +309,8 @@ def test_erase_donor_dry_run_counts_exactly_what_the_run_does(history):
     assert database() == before
     counts = (
         "3 message(s) anonymized, 0 SYSTEM notice(s) naming them rewritten, 1 participation(s) removed, "
-        "1 conversation(s) they created pseudonymized; 1 conversation(s) touched"
+        "1 conversation(s) they created pseudonymized, "
+        "0 attachment(s) deleted; 1 conversation(s) touched"
     )
     assert dry == f"Dry run: would erase user 'donor-erase-me': {counts}. Nothing was changed.\n"
     output = run("erase_user", "--user", DONOR.user_id, "--role", "USER")
@@ -379,7 +380,8 @@ def test_erase_staff_member_rewrites_notices_and_keeps_admin_count(history):
     output = run("erase_user", "--user", STAFF.user_id, "--role", "ADMIN")
     assert output.splitlines()[-1] == (
         "Erased user 'agent-erase-me': 3 message(s) anonymized, 1 SYSTEM notice(s) naming them rewritten, "
-        "3 participation(s) removed, 0 conversation(s) they created pseudonymized; 3 conversation(s) touched."
+        "3 participation(s) removed, 0 conversation(s) they created pseudonymized, "
+        "0 attachment(s) deleted; 3 conversation(s) touched."
     )
     assert_no_trace(STAFF.user_id)
     assert_sequences_contiguous()

@@ -341,3 +341,63 @@ def test_websocket_limits_have_safe_defaults_and_can_be_set():
 def test_bad_websocket_limits_are_refused(env, message):
     with pytest.raises(ConfigError, match=message):
         load_config({**PROD, **env})
+
+
+def test_attachments_default_to_var_and_ten_mib_and_can_be_set():
+    default = load_config(PROD).attachments
+    assert default.max_bytes == 10 * 1024 * 1024 and default.storage == "filesystem"
+    assert default.directory == BASE_DIR / "var" / "attachments" and default.clamav_url is None
+    assert "application/pdf" in default.allowed_types and default.link_ttl_s == 300
+    custom = load_config(
+        {
+            **PROD,
+            "CHAT_ATTACHMENT_MAX_BYTES": "2048",
+            "CHAT_ATTACHMENT_TYPES": "image/png, application/pdf",
+            "CHAT_ATTACHMENT_STORAGE": "s3",
+            "AWS_STORAGE_BUCKET_NAME": "chat-files",
+            "AWS_S3_ENDPOINT_URL": "https://minio.internal:9000",
+            "CLAMAV_URL": "unix:///run/clamav/clamd.ctl",
+        }
+    ).attachments
+    assert custom.max_bytes == 2048 and custom.allowed_types == ("image/png", "application/pdf")
+    assert custom.s3["bucket_name"] == "chat-files" and custom.s3["endpoint_url"] == "https://minio.internal:9000"
+    assert custom.s3["default_acl"] is None and custom.s3["querystring_auth"] is True  # private objects
+    assert custom.clamav_url == "unix:///run/clamav/clamd.ctl"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHAT_ATTACHMENT_STORAGE": "s3"}, "needs AWS_STORAGE_BUCKET_NAME"),
+        ({"CHAT_ATTACHMENT_STORAGE": "ftp"}, "CHAT_ATTACHMENT_STORAGE='ftp' is not one of"),
+        ({"CHAT_ATTACHMENT_TYPES": "image/svg+xml"}, "CHAT_ATTACHMENT_TYPES names image/svg"),
+        ({"CLAMAV_URL": "clamd:3310"}, "is not tcp://host:port or unix:///path"),
+        ({"CLAMAV_URL": "tcp://clamd"}, "is not tcp://host:port"),
+        ({"CHAT_ATTACHMENT_MAX_BYTES": "10"}, "CHAT_ATTACHMENT_MAX_BYTES"),
+    ],
+)
+def test_bad_attachment_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({**PROD, **env})
+
+
+def test_s3_storage_is_django_storages_with_the_settings(tmp_path):
+    """Settings built with CHAT_ATTACHMENT_STORAGE=s3 hand django-storages its options (no S3 service can run
+    here, so this checks the wiring, not a bucket)."""
+    code = (
+        "import django, os; django.setup(); "
+        "from django.core.files.storage import storages; s = storages['attachments']; "
+        "print(type(s).__name__, s.bucket_name, s.endpoint_url, s.default_acl, s.querystring_auth)"
+    )
+    env = {
+        **PROD,
+        "DJANGO_SETTINGS_MODULE": "chatservice.settings",
+        "CHAT_ATTACHMENT_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": "chat-files",
+        "AWS_S3_ENDPOINT_URL": "https://minio.internal:9000",
+        "PATH": "/usr/bin:/bin",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=BASE_DIR, check=True
+    )
+    assert out.stdout.split() == ["S3Storage", "chat-files", "https://minio.internal:9000", "None", "True"]

@@ -1064,6 +1064,20 @@ def test_a_token_up_to_the_service_limit_passes_the_proxy(stack):
     assert (response.status_code, response.json()["code"]) == (401, "token_invalid")
 
 
+def test_attachment_uploads_have_their_own_limit_at_the_proxy(stack, keys):
+    """The 1 MiB rule is lifted for the upload path only, to the attachment limit plus framing."""
+    proxy = stack.proxy
+    conversation = api(keys, proxy, "POST", "/api/conversations", "donor-upload", json={}).json()["conversationId"]
+    path = f"/api/conversations/{conversation}/attachments"
+    text = b"receipt 42\n" * 200_000  # 2.2 MB: over the general limit, within the attachment one
+    stored = api(keys, proxy, "POST", path, "donor-upload", files={"file": ("r.txt", text, "text/plain")})
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["size"] == len(text)
+    huge = b"x" * (12 * 1024 * 1024)
+    refused = api(keys, proxy, "POST", path, "donor-upload", files={"file": ("h.txt", huge, "text/plain")})
+    assert refused.status_code == 413 and "nginx" in refused.text
+
+
 def test_a_body_over_the_limit_stops_at_the_proxy(stack, keys):
     proxy = stack.proxy
     created = api(keys, proxy, "POST", "/api/conversations", "donor-big", json={})

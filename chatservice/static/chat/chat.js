@@ -52,7 +52,11 @@
     ended: $("ended"),
     endedText: $("ended-text"),
     startNew: $("start-new"),
+    attach: $("attach"),
+    file: $("file"),
   };
+  // What the server accepts (README, "Attachments"), as the page was served with it.
+  const ATTACHMENT_MAX_BYTES = Number(document.body.dataset.attachmentMaxBytes || 0);
 
   const state = {
     token: null,
@@ -150,6 +154,10 @@
     return data;
   }
 
+  function attachmentLink(attachmentId) {
+    return api("GET", `/api/attachments/${encodeURIComponent(attachmentId)}/link`);
+  }
+
   function conversationPath(suffix = "") {
     return `/api/conversations/${encodeURIComponent(state.conversationId)}${suffix}`;
   }
@@ -194,10 +202,18 @@
       }
       li.append(meta);
     }
-    const content = document.createElement("p");
-    content.className = "content";
-    content.textContent = data.content; // never innerHTML: this is user data
-    li.append(content);
+    const metadata = data.metadata || {};
+    const file = data.messageType === "FILE" && (metadata.attachmentId || metadata.url);
+    if (file) {
+      window.ChatAttachments.renderFile(li, metadata, { getLink: attachmentLink, locale: undefined });
+    }
+    // A file's caption is shown when it says more than the file's name.
+    if (!file || (data.content && data.content !== metadata.name)) {
+      const content = document.createElement("p");
+      content.className = "content";
+      content.textContent = data.content; // never innerHTML: this is user data
+      li.append(content);
+    }
     if (pending) {
       li.classList.add("pending");
       li.dataset.clientMessageId = data.clientMessageId;
@@ -438,13 +454,14 @@
   function transmit(clientMessageId) {
     const item = state.pending.get(clientMessageId);
     if (!item) return;
-    const frame = { type: "message", content: item.content, clientMessageId };
+    const message = { content: item.content, clientMessageId };
+    if (item.metadata) Object.assign(message, { messageType: "FILE", metadata: item.metadata });
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-      state.ws.send(JSON.stringify(frame));
+      state.ws.send(JSON.stringify({ type: "message", ...message }));
       return;
     }
     // The socket is down: REST stores it now; the same clientMessageId makes any later resend a no-op.
-    api("POST", conversationPath("/messages"), { content: item.content, clientMessageId })
+    api("POST", conversationPath("/messages"), message)
       .then((message) => receive(message, { stream: false }))
       .catch((error) => {
         if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
@@ -456,6 +473,97 @@
         // Network failure: it stays pending and goes out over the socket once it is back.
       });
   }
+
+  // ---- attachments ---------------------------------------------------------------------------------
+
+  // Each file is uploaded with a progress bar in its own bubble, then sent as a FILE message that names the
+  // upload (the server describes the file). A refused file says why and leaves nothing behind.
+  async function attach(files) {
+    for (const file of files) {
+      if (ATTACHMENT_MAX_BYTES && file.size > ATTACHMENT_MAX_BYTES) {
+        const limit = window.ChatAttachments.formatSize(ATTACHMENT_MAX_BYTES);
+        showAlert(`"${file.name}" is larger than ${limit}, the most a file may be.`);
+        continue;
+      }
+      await attachOne(file);
+    }
+  }
+
+  async function attachOne(file) {
+    const li = document.createElement("li");
+    li.className = "message mine pending uploading";
+    const label = document.createElement("p");
+    label.className = "content";
+    label.textContent = `${file.name} (${window.ChatAttachments.formatSize(file.size)})`;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute("aria-label", `Uploading ${file.name}`);
+    li.append(label, bar);
+    ui.list.append(li);
+    scrollToBottom();
+    let attachment;
+    try {
+      attachment = await window.ChatAttachments.upload(conversationPath("/attachments"), file, {
+        token: state.token,
+        onProgress: (done) => {
+          bar.value = done;
+        },
+      });
+    } catch (error) {
+      li.remove();
+      showAlert(`"${file.name}" was not sent: ${error.detail}`);
+      return;
+    }
+    const clientMessageId = randomId();
+    const data = {
+      clientMessageId,
+      content: attachment.name,
+      senderId: state.me,
+      senderRole: "USER",
+      messageType: "FILE",
+      metadata: attachment,
+    };
+    const el = buildBubble(data, { pending: true });
+    li.replaceWith(el);
+    state.pending.set(clientMessageId, { content: attachment.name, el, metadata: { attachmentId: attachment.attachmentId } });
+    transmit(clientMessageId);
+  }
+
+  ui.attach.addEventListener("click", () => ui.file.click());
+  ui.file.addEventListener("change", () => {
+    const files = Array.from(ui.file.files);
+    ui.file.value = ""; // the same file can be chosen again
+    attach(files);
+  });
+  // Dropping files anywhere on an open conversation attaches them; the drop zone shows while dragging.
+  let dragDepth = 0;
+  ui.chat.addEventListener("dragenter", (event) => {
+    if (ui.composer.hidden || !event.dataTransfer.types.includes("Files")) return;
+    dragDepth += 1;
+    ui.chat.classList.add("dropping");
+  });
+  ui.chat.addEventListener("dragleave", () => {
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) ui.chat.classList.remove("dropping");
+  });
+  ui.chat.addEventListener("dragover", (event) => {
+    if (!ui.composer.hidden && event.dataTransfer.types.includes("Files")) event.preventDefault();
+  });
+  ui.chat.addEventListener("drop", (event) => {
+    dragDepth = 0;
+    ui.chat.classList.remove("dropping");
+    if (ui.composer.hidden || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    attach(Array.from(event.dataTransfer.files));
+  });
+  // A pasted screenshot is a file too.
+  ui.input.addEventListener("paste", (event) => {
+    const files = Array.from(event.clipboardData ? event.clipboardData.files : []);
+    if (!files.length) return;
+    event.preventDefault();
+    attach(files);
+  });
 
   function resendPending() {
     for (const clientMessageId of state.pending.keys()) transmit(clientMessageId);

@@ -79,6 +79,7 @@ def counts(erasure: Erasure) -> str:
         f"{erasure.messages_anonymized} message(s) anonymized, "
         f"{erasure.notices_rewritten} SYSTEM notice(s) naming them rewritten, "
         f"{erasure.participations_removed} participation(s) removed, "
-        f"{erasure.conversations_pseudonymized} conversation(s) they created pseudonymized; "
+        f"{erasure.conversations_pseudonymized} conversation(s) they created pseudonymized, "
+        f"{erasure.attachments_deleted} attachment(s) deleted; "
         f"{erasure.conversations_touched} conversation(s) touched"
     )

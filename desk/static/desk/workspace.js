@@ -440,16 +440,100 @@
       item.appendChild(meta);
     }
     var body = el("span", "desk-msg-body", m.content);
-    if (m.messageType === "FILE" && m.metadata && m.metadata.url) {
+    if (m.messageType === "FILE" && m.metadata && (m.metadata.attachmentId || m.metadata.url)) {
       body.textContent = "";
-      var link = el("a", null, "📎 " + (m.metadata.name || "file"));
-      link.href = m.metadata.url;
-      link.rel = "noopener noreferrer";
-      link.target = "_blank";
-      body.appendChild(link);
+      body.appendChild(fileView(m.metadata));
+      if (m.content && m.content !== m.metadata.name) body.appendChild(el("span", "desk-file-caption", m.content));
     }
     item.appendChild(body);
     messages.appendChild(item);
+  }
+
+  // ---- attachments --------------------------------------------------------------------------------------
+  var IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+  function formatSize(bytes) {
+    if (bytes >= 1048576) return (bytes / 1048576).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " MB";
+    if (bytes >= 1024) return (bytes / 1024).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " KB";
+    return bytes.toLocaleString() + " B";
+  }
+  // An upload through this service (staff fetch it with their session), or a file hosted elsewhere.
+  function fileView(meta) {
+    var name = String(meta.name || "file");
+    var link = el("a", "desk-file");
+    if (!meta.attachmentId) {
+      link.href = String(meta.url);
+      link.rel = "noopener noreferrer";
+      link.target = "_blank";
+      link.appendChild(el("span", "desk-file-name", name));
+      return link;
+    }
+    var path = config.api + "attachments/" + encodeURIComponent(meta.attachmentId);
+    link.href = path;
+    if (IMAGE_TYPES.indexOf(meta.contentType) >= 0 && meta.thumbnailUrl) {
+      link.className = "desk-file-image";
+      link.target = "_blank";
+      link.rel = "noopener";
+      var img = el("img");
+      img.alt = name;
+      img.src = path + "?variant=thumbnail";
+      if (meta.width && meta.height) {
+        var scale = Math.min(1, 200 / Math.max(meta.width, meta.height));
+        img.width = Math.round(meta.width * scale);
+        img.height = Math.round(meta.height * scale);
+      }
+      link.appendChild(img);
+      return link;
+    }
+    link.download = name;
+    link.appendChild(el("span", "desk-file-name", name));
+    if (typeof meta.size === "number") link.appendChild(el("span", "desk-file-size", formatSize(meta.size)));
+    return link;
+  }
+
+  var attachButton = $("[data-desk-attach]");
+  var fileInput = $("[data-desk-file]");
+  attachButton.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var files = Array.prototype.slice.call(fileInput.files);
+    fileInput.value = "";
+    files.forEach(uploadFile);
+  });
+  function uploadFile(file) {
+    if (!state.current) return;
+    var conversation = state.current;
+    var node = el("li", "desk-msg desk-msg-ADMIN");
+    node.appendChild(el("span", "desk-msg-meta", "Uploading " + file.name + "…"));
+    var bar = el("progress");
+    bar.max = 1;
+    bar.value = 0;
+    bar.setAttribute("aria-label", "Uploading " + file.name);
+    node.appendChild(bar);
+    messages.appendChild(node);
+    scrollToEnd();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", config.api + "conversations/" + encodeURIComponent(conversation) + "/attachments");
+    xhr.setRequestHeader("X-CSRFToken", config.csrfToken);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", function (event) { if (event.lengthComputable) bar.value = event.loaded / event.total; });
+    xhr.addEventListener("load", function () {
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      if (xhr.status !== 201) {
+        node.remove();
+        showError("\u201c" + file.name + "\u201d was not sent: " + ((body && body.detail) || "HTTP " + xhr.status));
+        return;
+      }
+      if (state.current !== conversation) { node.remove(); return; }
+      var key = newKey();
+      var pending = { key: key, content: body.name, messageType: "FILE", metadata: { attachmentId: body.attachmentId }, node: node };
+      node.replaceChildren(el("span", "desk-msg-meta", "Sending…"), el("span", "desk-msg-body", body.name));
+      thread.pending.push(pending);
+      send(pending.content, "FILE", key, pending.metadata);
+    });
+    xhr.addEventListener("error", function () { node.remove(); showError("\u201c" + file.name + "\u201d was not sent: the connection failed."); });
+    var form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
   }
 
   function renderReceipt() {
@@ -605,20 +689,24 @@
   $all("[data-desk-mode]").forEach(function (radio) {
     radio.addEventListener("change", function () {
       replyForm.classList.toggle("note", mode() === "NOTE");
+      attachButton.hidden = mode() === "NOTE"; // a file is a reply to the donor, never a note
       input.placeholder = mode() === "NOTE" ? "An internal note: only staff see it." : "Reply to the donor. Enter sends, Shift+Enter a new line, / for canned responses.";
     });
   });
 
   function newKey() { return "desk-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10); }
 
-  function send(content, messageType, key) {
+  function send(content, messageType, key, metadata) {
     var frame = { type: "message", content: content, messageType: messageType, clientMessageId: key };
+    if (metadata) frame.metadata = metadata;
     if (thread.socket && thread.socket.readyState === WebSocket.OPEN) {
       thread.socket.send(JSON.stringify(frame));
       return;
     }
     // REST fallback while the socket is down: the same idempotency key, so a retry never doubles it.
-    api("POST", "conversations/" + encodeURIComponent(state.current) + "/messages", { content: content, messageType: messageType, clientMessageId: key })
+    var body = { content: content, messageType: messageType, clientMessageId: key };
+    if (metadata) body.metadata = metadata;
+    api("POST", "conversations/" + encodeURIComponent(state.current) + "/messages", body)
       .then(function (message) { settlePending(message); addMessage(message); scrollToEnd(); })
       .catch(function (error) { var p = thread.pending.find(function (x) { return x.key === key; }); if (p) failPending(p, problem(error)); });
   }
@@ -658,7 +746,7 @@
       line.remove();
       pending.node.classList.remove("desk-msg-failed");
       thread.pending.push(pending);
-      send(pending.content, pending.messageType, pending.key);
+      send(pending.content, pending.messageType, pending.key, pending.metadata);
     });
     line.appendChild(retry);
     pending.node.appendChild(line);

@@ -1,0 +1,71 @@
+"""FILE messages that reference an upload (`metadata.attachmentId`): the server, not the client, says what
+the file is. Resolved for every transport in messaging.services before anything is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.conf import settings
+
+from attachments.links import download_path
+from attachments.models import Attachment
+from chatservice.authentication import Principal
+from chatservice.errors import NotFound, ServiceError
+
+REFERENCE_KEY = "attachmentId"
+# What the server fills in from the stored attachment; a client's values for these are replaced.
+DESCRIBED_KEYS = ("url", "name", "contentType", "size", "thumbnailUrl", "width", "height")
+
+
+class AttachmentUnknown(NotFound):
+    code = "attachment_not_found"
+    default_detail = "metadata.attachmentId names no attachment you uploaded to this conversation."
+
+
+def reference_of(metadata: Mapping[str, Any]) -> str | None:
+    value = metadata.get(REFERENCE_KEY)
+    return value if isinstance(value, str) else None
+
+
+def describe(attachment: Attachment, *, base_url: str | None = None) -> dict[str, Any]:
+    """The attachment as FILE metadata and upload answers show it; urls are the authenticated download
+    paths, absolute with `base_url` (default: CHAT_PUBLIC_URL)."""
+    base = (base_url if base_url is not None else settings.CHAT["PUBLIC_URL"]).rstrip("/")
+    described: dict[str, Any] = {
+        REFERENCE_KEY: attachment.id,
+        "url": base + download_path(attachment.id),
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+    }
+    if attachment.thumbnail_key:
+        described["thumbnailUrl"] = base + download_path(attachment.id, "thumbnail")
+    if attachment.width is not None:
+        described["width"], described["height"] = attachment.width, attachment.height
+    return described
+
+
+def resolve(items: Sequence[tuple[str, Principal, dict[str, Any]]]) -> list[dict[str, Any] | ServiceError | None]:
+    """For each (conversation id, sender, metadata) of a FILE message: None when it references no upload,
+    else the metadata with the upload described, or the error when the sender cannot reference it (one
+    they did not upload, in another conversation, or none at all). One query for all."""
+    wanted = {ref for _, _, metadata in items if (ref := reference_of(metadata))}
+    found = {a.pk: a for a in Attachment.objects.filter(pk__in=sorted(wanted))} if wanted else {}
+    results: list[dict[str, Any] | ServiceError | None] = []
+    for conversation_id, sender, metadata in items:
+        ref = reference_of(metadata)
+        if ref is None:
+            results.append(None)
+            continue
+        attachment = found.get(ref)
+        if (
+            attachment is None
+            or attachment.conversation_id != conversation_id
+            or (attachment.uploader_id, attachment.uploader_role) != (sender.user_id, sender.role)
+        ):
+            results.append(AttachmentUnknown())
+            continue
+        kept = {k: v for k, v in metadata.items() if k not in DESCRIBED_KEYS}
+        results.append({**kept, **describe(attachment)})
+    return results
