@@ -225,6 +225,9 @@ class Config:
     # Origins (scheme://host[:port]) whose pages may open a WebSocket with a staff session cookie; empty:
     # the request's own scheme and port on any host of allowed_hosts (realtime.auth).
     staff_trusted_origins: tuple[str, ...]
+    # Origins (scheme://host[:port]) of the pages that may embed the chat widget: the embed page's
+    # frame-ancestors and the origins whose postMessage it accepts. Empty: the widget embeds nowhere.
+    widget_allowed_origins: tuple[str, ...]
     # CORS, HSTS, SSL redirect, admin login lockout.
     http_security: HttpSecurity
     tracing: TracingConfig
@@ -656,6 +659,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         ws_limits={name: _ranged(env, f"CHAT_{name}", spec) for name, spec in WS_LIMITS.items()},
         ws_delays={name: _ranged(env, f"CHAT_{name}", spec) for name, spec in WS_DELAYS.items()},
         staff_trusted_origins=parse_origins("CHAT_STAFF_TRUSTED_ORIGINS", env.get("CHAT_STAFF_TRUSTED_ORIGINS", "")),
+        widget_allowed_origins=parse_origins("CHAT_WIDGET_ALLOWED_ORIGINS", env.get("CHAT_WIDGET_ALLOWED_ORIGINS", "")),
         auto_assign=auto_assign,
         agent_away_after_s=_ranged(env, "CHAT_AGENT_AWAY_AFTER_S", AGENT_AWAY_AFTER_S),
         http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),

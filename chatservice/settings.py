@@ -262,6 +262,7 @@ CHAT = {
     **CONFIG.ws_limits,
     **CONFIG.ws_delays,
     "STAFF_TRUSTED_ORIGINS": CONFIG.staff_trusted_origins,
+    "WIDGET_ALLOWED_ORIGINS": CONFIG.widget_allowed_origins,
     "AUTO_ASSIGN": CONFIG.auto_assign,
     "AGENT_AWAY_AFTER_S": CONFIG.agent_away_after_s,
     "HTTP_DB_THREADS": CONFIG.http_db_threads,

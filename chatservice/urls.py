@@ -7,6 +7,7 @@ from attachments.views import AttachmentDownloadView, AttachmentLinkView, Attach
 from chatservice.ids import ID_PATTERN
 from chatservice.views import health, live, metrics
 from chatservice.webclient import donor_chat
+from chatservice.widget import embedded_chat, widget_script
 from conversations.views import ConversationViewSet
 from desk.views import AgentViewSet, CannedResponseViewSet
 from desk.workspace import workspace
@@ -50,6 +51,8 @@ urlpatterns = [
     path("admin/desk/", workspace, name="desk-workspace"),
     path("admin/", admin.site.urls),
     path("chat/", donor_chat, name="donor-chat"),
+    path("chat/embed", embedded_chat, name="donor-chat-embed"),
+    path("widget.js", widget_script, name="widget-script"),
     # The signed token is a bounded, URL-safe string (django.core.signing); anything else is not a link.
     re_path(r"^notifications/unsubscribe/(?P<token>[A-Za-z0-9_:.\-]{1,512})/?$", unsubscribe_page, name="unsubscribe"),
 ]

@@ -10,20 +10,25 @@ from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET
 
+
 # No inline script or style and nothing from another origin: user content that slipped past
 # textContent could still not run. connect-src 'self' covers the same-origin ws:/wss: socket (CSP3).
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+def content_security_policy(frame_ancestors: str = "'none'") -> str:
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            f"frame-ancestors {frame_ancestors}",
+        ]
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
 
 
 def attachment_context() -> dict[str, object]:
@@ -36,11 +41,19 @@ def attachment_context() -> dict[str, object]:
     }
 
 
-@require_GET
-def donor_chat(request: HttpRequest) -> HttpResponse:
-    response = render(request, "chat.html", attachment_context())
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+def chat_page(
+    request: HttpRequest, *, embed: bool = False, frame_ancestors: str = "'none'", extra: dict | None = None
+) -> HttpResponse:
+    """The donor page, standalone (/chat/) or in the widget's iframe (/chat/embed): one template, one script."""
+    context = {**attachment_context(), "embed": embed, **(extra or {})}
+    response = render(request, "chat.html", context)
+    response["Content-Security-Policy"] = content_security_policy(frame_ancestors)
     # The page never puts the token in its URL, and must not leak even its path elsewhere.
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_GET
+def donor_chat(request: HttpRequest) -> HttpResponse:
+    return chat_page(request)

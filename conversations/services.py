@@ -25,6 +25,7 @@ from messaging import selectors as message_selectors
 from messaging.models import Message, MessageType
 from messaging.services import message_append
 from notifications import services as notifications
+from realtime import inbox_events
 from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import frame_event, read_receipt_frame
 from webhooks.models import EventType
@@ -274,6 +275,8 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
             # A receipt naming a note goes to staff only: a donor never learns a note's id.
             event = frame_event(receipt, staff_only=receipt_for.message_type == MessageType.NOTE)
             publish_on_commit([(conversation_group(conversation.pk), event)])
+        if reader.role == Role.USER:
+            publish_on_commit(inbox_events.read_publications(conversation.pk, reader.user_id))
     participant = Participant.objects.filter(
         conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role
     ).first()

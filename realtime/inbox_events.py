@@ -183,6 +183,21 @@ def conversation_publications(
     return out
 
 
+def read_publications(conversation_id: str, reader_user_id: str) -> list[tuple[str, Any]]:
+    """A donor read: their own inbox sockets learn their new unread count (the widget's badge follows it on
+    every page); staff inboxes are not told, a donor's read moves no number they show."""
+    from conversations.rendering import render_conversations
+    from conversations.selectors import conversations_for_inbox
+
+    conversations = conversations_for_inbox([conversation_id])
+    if not conversations:
+        return []
+    (conversation,) = conversations
+    (view,) = render_conversations(conversations, viewer=None, role=Role.USER)
+    unread = unread_map(conversation, conversation.participants.all())
+    return [(donor_group(reader_user_id), _conversation_event("conversation_updated", view, unread))]
+
+
 def _conversation_event(kind: str, view: dict[str, Any], unread: dict[str, int]) -> InboxConversationEvent:
     return {"type": "inbox.conversation", "kind": kind, "conversation": view, "unread": unread}  # type: ignore[typeddict-item]
 

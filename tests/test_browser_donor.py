@@ -267,11 +267,24 @@ def test_narrow_screen_has_no_horizontal_scroll_and_keyboard_reaches_the_textare
     screenshot(page, "donor-chat-360px")
 
 
-def test_start_a_new_conversation_from_the_form(chat_server, new_page):
+def test_without_a_token_the_page_explains_and_never_asks_for_one(chat_server, new_page):
+    page = new_page(width=360, height=740)
+    page.goto(f"{chat_server.url}/chat/#token={chat_server.mint(DONOR)}")
+    expect(page.locator("#chat")).to_be_visible()
+    page.reload()  # the token was in memory only
+    expect(page.get_by_role("heading", name="Chat with CareForAll support")).to_be_visible()
+    expect(page.locator("#signed-out")).to_contain_text("sign in to your CareForAll account")
+    expect(page.get_by_label("Access token")).to_be_hidden()  # folded away in the developer section
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    kit.document(page, "donor-signed-out")
+
+
+def test_start_a_new_conversation_from_the_developer_form(chat_server, new_page):
     page = new_page(width=360, height=740)
     page.goto(f"{chat_server.url}/chat/")
     expect(page.locator("#connection")).to_be_hidden()  # nothing tried yet: neither online nor offline
 
+    page.get_by_text("Developers: open a chat with an access token").click()
     page.get_by_label("Access token").fill("not-a-token")
     page.get_by_role("button", name="Open chat").click()
     expect(page.get_by_role("alert")).to_contain_text("refused")
@@ -358,13 +371,14 @@ def test_the_rating_form_fits_a_small_screen(chat_server, new_page):
 
 
 def test_a_notification_email_link_opens_its_conversation_once_signed_in(chat_server, new_page):
-    """The email's link names the conversation, never a token: the page keeps the conversation and asks
-    for the sign-in."""
+    """The email's link names the conversation, never a token: the page says to sign in (production points
+    CHAT_DONOR_URL_TEMPLATE at the platform's page with the widget); the developer form has it filled in."""
     conversation = new_conversation(chat_server, "Receipt for March")
     page = new_page(width=360, height=740)
     page.goto(f"{chat_server.url}/chat/#conversation={conversation}")
+    expect(page.locator("#signed-out")).to_contain_text("Sign in to your account first")
+    page.get_by_text("Developers: open a chat with an access token").click()
     expect(page.get_by_label("Conversation id")).to_have_value(conversation)
-    expect(page.get_by_label("Access token")).to_be_focused()
     page.get_by_label("Access token").fill(chat_server.mint(DONOR))
     page.get_by_role("button", name="Open chat").click()
     expect(page.locator("#chat-title")).to_have_text("Receipt for March")

@@ -9,6 +9,11 @@
 //   which delivers in order without holes). Reconnects resume from it. A message stored by the REST
 //   fallback does not move it, so messages that others sent before it are still replayed.
 // * The token lives in memory only: never in the URL (the fragment is removed on load), never in storage.
+// * In the widget (/chat/embed, body data-mode="embed") the token comes from the host page by postMessage,
+//   accepted only from the parent window on an allowed origin. The host page keeps the open conversation's
+//   id (never the token) in its own sessionStorage and hands it back with the token, so a reload or another
+//   page of the host site reopens it. (Storage in this third-party frame is blocked by browsers that block
+//   third-party cookies, hence the host's.)
 "use strict";
 
 (() => {
@@ -54,7 +59,15 @@
     startNew: $("start-new"),
     attach: $("attach"),
     file: $("file"),
+    signedOut: $("signed-out"),
+    developer: $("developer"),
+    waiting: $("waiting"),
+    closeWidget: $("close-widget"),
   };
+  const EMBED = document.body.dataset.mode === "embed";
+  // The host origins whose messages the widget accepts (CHAT_WIDGET_ALLOWED_ORIGINS).
+  const WIDGET_ORIGINS = EMBED ? JSON.parse($("widget-origins").textContent) : [];
+  const CONVERSATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
   // What the server accepts (README, "Attachments"), as the page was served with it.
   const ATTACHMENT_MAX_BYTES = Number(document.body.dataset.attachmentMaxBytes || 0);
 
@@ -430,7 +443,7 @@
 
   // ---- sending -------------------------------------------------------------------------------------
 
-  function send() {
+  async function send() {
     const content = ui.input.value;
     if (!content.trim()) return;
     if (content.length > MAX_LENGTH) {
@@ -438,6 +451,7 @@
       return;
     }
     showAlert("");
+    if (!(await ensureConversation())) return;
     const clientMessageId = randomId();
     const el = buildBubble(
       { clientMessageId, content, senderId: state.me, senderRole: "USER", messageType: "TEXT" },
@@ -479,6 +493,7 @@
   // Each file is uploaded with a progress bar in its own bubble, then sent as a FILE message that names the
   // upload (the server describes the file). A refused file says why and leaves nothing behind.
   async function attach(files) {
+    if (files.length && !(await ensureConversation())) return;
     for (const file of files) {
       if (ATTACHMENT_MAX_BYTES && file.size > ATTACHMENT_MAX_BYTES) {
         const limit = window.ChatAttachments.formatSize(ATTACHMENT_MAX_BYTES);
@@ -753,6 +768,7 @@
     const token = state.token;
     ui.startNew.disabled = true;
     closeConversation();
+    state.token = token;
     try {
       if (await openConversation(token, "", "Support Request")) {
         ui.input.value = draft; // nothing typed is lost
@@ -819,7 +835,7 @@
 
   // ---- opening a conversation ----------------------------------------------------------------------
 
-  async function openConversation(token, conversationId, subject) {
+  async function openConversation(token, conversationId, subject, { quiet = false } = {}) {
     state.token = token;
     state.me = userFromToken(token);
     showAlert("");
@@ -833,8 +849,8 @@
       const page = await api("GET", conversationPath(`/messages?limit=${PAGE_SIZE}`));
       ui.title.textContent = conversation.subject || "Conversation";
       ui.title.title = conversation.conversationId;
-      ui.openForm.hidden = true;
-      ui.chat.hidden = false;
+      showChat();
+      if (EMBED) toHost({ type: "conversation", conversationId });
       page.results.forEach((message) => receive(message, { stream: true }));
       // Rated already if the latest rating came after the latest close (a reopened and closed again
       // conversation asks again). ISO times of one format compare as text.
@@ -854,14 +870,38 @@
         401: "Your access token was refused or has expired.",
         404: "This conversation does not exist, or you do not take part in it.",
       };
-      showAlert(reasons[error.status] || `Could not open the chat: ${error.message}`);
-      ui.openForm.hidden = false;
-      ui.chat.hidden = true;
+      if (!quiet) showAlert(reasons[error.status] || `Could not open the chat: ${error.message}`);
+      if (!EMBED) {
+        ui.signedOut.hidden = false;
+        ui.chat.hidden = true;
+      }
       return false;
     }
   }
 
-  ui.openForm.addEventListener("submit", async (event) => {
+  function showChat() {
+    if (ui.signedOut) ui.signedOut.hidden = true;
+    if (ui.developer) ui.developer.hidden = true;
+    if (ui.waiting) ui.waiting.hidden = true;
+    ui.chat.hidden = false;
+  }
+
+  // The widget before the donor's first message: the composer, and a conversation once they write.
+  function showFresh() {
+    ui.title.textContent = "How can we help?";
+    ui.title.title = "";
+    showChat();
+    showStatus("ACTIVE");
+    showCsat(false);
+    ui.loadOlder.hidden = true;
+  }
+
+  async function ensureConversation() {
+    if (state.conversationId) return true;
+    return openConversation(state.token, "", "Support Request");
+  }
+
+  if (ui.openForm) ui.openForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const token = ui.openToken.value.trim();
     if (!token) {
@@ -874,6 +914,116 @@
       ui.input.focus(); // the form is gone: continue where the user will type
     }
   });
+
+  // ---- the widget (embed mode) -----------------------------------------------------------------------
+
+  let hostOrigin = null; // the allowed origin the host's messages came from; ours go only there
+  const unread = new Map(); // conversationId -> the donor's unread count, for the launcher's badge
+  const inbox = { ws: null, attempt: 0, timer: null };
+
+  function toHost(message) {
+    if (hostOrigin) window.parent.postMessage({ source: "careforall-chat", ...message }, hostOrigin);
+  }
+
+  async function identify(token, remembered) {
+    const refresh = Boolean(state.token);
+    state.token = token; // a refreshed token: every later request and reconnect uses it
+    state.me = userFromToken(token);
+    if (refresh) return;
+    watchInbox();
+    if (remembered && (await openConversation(token, remembered, "", { quiet: true }))) return;
+    await resume(token);
+  }
+
+  // Signed in without a conversation named: the latest one still open, else a fresh start.
+  async function resume(token) {
+    state.token = token;
+    state.me = userFromToken(token);
+    try {
+      // Newest activity first: the latest conversation still open continues; otherwise a fresh start.
+      const list = await api("GET", "/api/conversations?limit=20");
+      const active = list.results.find((c) => c.status === "ACTIVE");
+      if (active && (await openConversation(token, active.conversationId, "", { quiet: true }))) return;
+      showFresh();
+    } catch (error) {
+      if (ui.waiting) ui.waiting.hidden = true;
+      showAlert(error.status === 401 ? "We could not confirm who you are. Please sign in again." : error.message);
+    }
+  }
+
+  function publishUnread() {
+    let total = 0;
+    for (const count of unread.values()) total += count;
+    toHost({ type: "unread", count: total });
+  }
+
+  // The donor's inbox socket feeds the launcher's badge: the list over REST once the socket is open, then
+  // its events (README, "The inbox socket"), with backoff after a drop.
+  function watchInbox() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/inbox?${new URLSearchParams({ token: state.token })}`);
+    inbox.ws = ws;
+    ws.addEventListener("open", async () => {
+      inbox.attempt = 0;
+      try {
+        const list = await api("GET", "/api/conversations?limit=100");
+        unread.clear();
+        for (const c of list.results) unread.set(c.conversationId, c.unreadCount || 0);
+        publishUnread();
+      } catch {
+        // the events still arrive; the next reconnect reloads
+      }
+    });
+    ws.addEventListener("message", (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (frame.conversation) unread.set(frame.conversation.conversationId, frame.conversation.unreadCount || 0);
+      else if (frame.type === "inbox_message") unread.set(frame.conversationId, frame.unreadCount || 0);
+      else return;
+      publishUnread();
+    });
+    ws.addEventListener("close", (event) => {
+      if (inbox.ws !== ws || FATAL_CLOSE[event.code]) return;
+      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** inbox.attempt);
+      inbox.attempt += 1;
+      inbox.timer = setTimeout(watchInbox, delay / 2 + (Math.random() * delay) / 2);
+    });
+  }
+
+  const FOCUSABLE = "button, [href], input, textarea, select, [tabindex]:not([tabindex='-1'])";
+  function focusEdge(where) {
+    const items = Array.from(document.querySelectorAll(FOCUSABLE)).filter(
+      (el) => !el.disabled && el.getClientRects().length > 0,
+    );
+    const target = where === "last" ? items[items.length - 1] : items[0];
+    if (target) target.focus();
+  }
+
+  if (EMBED) {
+    window.addEventListener("message", (event) => {
+      // Only the page that framed us, on an allowed origin: nothing else can hand us a token.
+      if (event.source !== window.parent || !WIDGET_ORIGINS.includes(event.origin)) return;
+      const data = event.data;
+      if (!data || typeof data !== "object" || data.source !== "careforall-chat-host") return;
+      hostOrigin = event.origin;
+      if (data.type === "identify" && typeof data.token === "string" && data.token) {
+        const remembered = typeof data.conversationId === "string" && CONVERSATION_ID.test(data.conversationId);
+        identify(data.token, remembered ? data.conversationId : null);
+      }
+      else if (data.type === "open") (ui.chat.hidden || ui.composer.hidden ? ui.closeWidget : ui.input).focus();
+      else if (data.type === "focus") focusEdge(data.where);
+    });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") toHost({ type: "close" });
+    });
+    ui.closeWidget.addEventListener("click", () => toHost({ type: "close" }));
+    // Nothing in it: the host answers with identify, which is checked like every message.
+    window.parent.postMessage({ source: "careforall-chat", type: "ready" }, "*");
+  }
 
   ui.composer.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -931,14 +1081,17 @@
       if (state.conversationId) closeConversation();
       openConversation(token, conversation);
     } else if (token) {
-      ui.openToken.value = token;
+      if (state.conversationId) closeConversation();
+      resume(token);
     } else if (conversation) {
-      // A notification email's link names the conversation only: the donor signs in to open it.
+      // A notification email's link names the conversation only: the donor signs in on the platform, which
+      // opens it; the developer form has it filled in.
       ui.openConversation.value = conversation;
-      ui.openToken.focus();
     }
   }
 
-  window.addEventListener("hashchange", takeFragment);
-  takeFragment();
+  if (!EMBED) {
+    window.addEventListener("hashchange", takeFragment);
+    takeFragment();
+  }
 })();
