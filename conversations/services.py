@@ -275,8 +275,6 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
             # A receipt naming a note goes to staff only: a donor never learns a note's id.
             event = frame_event(receipt, staff_only=receipt_for.message_type == MessageType.NOTE)
             publish_on_commit([(conversation_group(conversation.pk), event)])
-        if reader.role == Role.USER:
-            publish_on_commit(inbox_events.read_publications(conversation.pk, reader.user_id))
     participant = Participant.objects.filter(
         conversation_id=conversation.pk, user_id=reader.user_id, role=reader.role
     ).first()
@@ -284,7 +282,10 @@ def participant_mark_read(*, conversation: Conversation, reader: Principal, mess
     if participant is None:
         return ReadState(conversation.pk, reader.user_id, None, last_seq)
     fresh = Conversation.objects.get(pk=conversation.pk)
-    return ReadState(conversation.pk, reader.user_id, participant.last_read_at, selectors.unread_of(fresh, participant))
+    unread = selectors.unread_of(fresh, participant)
+    if moved and reader.role == Role.USER:
+        publish_on_commit([inbox_events.read_publication(conversation.pk, reader.user_id, unread)])
+    return ReadState(conversation.pk, reader.user_id, participant.last_read_at, unread)
 
 
 # ---- operator commands ----------------------------------------------------------------------------

@@ -211,6 +211,18 @@ class InboxConversationFrame(TypedDict):
     conversation: dict[str, Any]
 
 
+class InboxReadFrame(TypedDict):
+    """To a donor's own inbox sockets when they read: their unread count in the conversation now."""
+
+    type: Literal["conversation_read"]
+    conversationId: str
+    unreadCount: int
+
+
+def inbox_read_frame(conversation_id: str, unread: int) -> InboxReadFrame:
+    return {"type": "conversation_read", "conversationId": conversation_id, "unreadCount": unread}
+
+
 def inbox_message_frame(conversation_id: str, item: dict[str, Any], unread: int | None) -> InboxMessageFrame:
     return {"type": "inbox_message", "conversationId": conversation_id, **item, "unreadCount": unread}  # type: ignore[typeddict-item]
 

@@ -37,6 +37,7 @@ from realtime.inbox_events import (
     InboxBatchEvent,
     InboxConversationEvent,
     InboxMessagesEvent,
+    InboxReadEvent,
     inbox_groups,
     person_key,
 )
@@ -204,8 +205,12 @@ class InboxConsumer(AsyncWebsocketConsumer):
             self._push(events.inbox_message_frame(event["conversationId"], item, unread))
 
     async def inbox_batch(self, event: InboxBatchEvent) -> None:
+        handlers = {"inbox.messages": self.inbox_messages, "inbox.read": self.inbox_read}
         for inner in event["events"]:
-            await (self.inbox_messages if inner["type"] == "inbox.messages" else self.inbox_conversation)(inner)
+            await handlers.get(inner["type"], self.inbox_conversation)(inner)
+
+    async def inbox_read(self, event: InboxReadEvent) -> None:
+        self._push(events.inbox_read_frame(event["conversationId"], event["unreadCount"]))
 
     async def inbox_conversation(self, event: InboxConversationEvent) -> None:
         self._push(

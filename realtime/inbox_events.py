@@ -183,19 +183,18 @@ def conversation_publications(
     return out
 
 
-def read_publications(conversation_id: str, reader_user_id: str) -> list[tuple[str, Any]]:
-    """A donor read: their own inbox sockets learn their new unread count (the widget's badge follows it on
-    every page); staff inboxes are not told, a donor's read moves no number they show."""
-    from conversations.rendering import render_conversations
-    from conversations.selectors import conversations_for_inbox
+class InboxReadEvent(TypedDict):
+    type: Literal["inbox.read"]
+    conversationId: str
+    unreadCount: int
 
-    conversations = conversations_for_inbox([conversation_id])
-    if not conversations:
-        return []
-    (conversation,) = conversations
-    (view,) = render_conversations(conversations, viewer=None, role=Role.USER)
-    unread = unread_map(conversation, conversation.participants.all())
-    return [(donor_group(reader_user_id), _conversation_event("conversation_updated", view, unread))]
+
+def read_publication(conversation_id: str, reader_user_id: str, unread_count: int) -> tuple[str, InboxReadEvent]:
+    """A donor read: their own inbox sockets learn their new unread count (the widget's badge follows it on
+    every page). Staff inboxes are not told: a donor's read moves no number they show. No query: the caller
+    has the count."""
+    event = InboxReadEvent(type="inbox.read", conversationId=conversation_id, unreadCount=unread_count)
+    return donor_group(reader_user_id), event
 
 
 def _conversation_event(kind: str, view: dict[str, Any], unread: dict[str, int]) -> InboxConversationEvent:

@@ -112,6 +112,37 @@ async def test_staff_see_every_conversation_donors_only_their_own(make_token):
         await socket.close()
 
 
+async def test_a_donors_read_reaches_their_own_inbox_only(make_token):
+    created = await sync_to_async(rest(make_token, "u1", "USER").post)(
+        "/api/conversations", {"subject": "Receipt"}, format="json"
+    )
+    conversation_id = created.json()["conversationId"]
+    agent = rest(make_token, "agent1", "ADMIN")
+    for text in ("first", "second"):
+        await sync_to_async(agent.post)(
+            f"/api/conversations/{conversation_id}/messages", {"content": text}, format="json"
+        )
+    staff = await inbox(make_token("agent1", "ADMIN"))
+    mine = await inbox(make_token("u1"))
+    other = await inbox(make_token("u2"))
+    donor = rest(make_token, "u1", "USER")
+    page = (await sync_to_async(donor.get)(f"/api/conversations/{conversation_id}/messages")).json()["results"]
+    first = next(m for m in page if m["content"] == "first")
+    await sync_to_async(donor.put)(
+        f"/api/conversations/{conversation_id}/read", {"messageId": first["messageId"]}, format="json"
+    )
+    read = await mine.expect("conversation_read")
+    assert read == {"type": "conversation_read", "conversationId": conversation_id, "unreadCount": 1}
+    await sync_to_async(donor.put)(f"/api/conversations/{conversation_id}/read", {}, format="json")
+    assert (await mine.expect("conversation_read"))["unreadCount"] == 0
+    # Reading again moves nothing and says nothing; staff and other donors hear nothing of a donor's reads.
+    await sync_to_async(donor.put)(f"/api/conversations/{conversation_id}/read", {}, format="json")
+    for socket in (mine, staff, other):
+        await socket.assert_alive_and_quiet()
+    for socket in (staff, mine, other):
+        await socket.close()
+
+
 async def test_labels_priority_snooze_and_assignment_are_announced(make_token):
     conversation = await sync_to_async(conversation_services.conversation_create)(creator=USER, subject="x")
     staff = await inbox(make_token("agent1", "ADMIN"))

@@ -982,7 +982,9 @@
         return;
       }
       if (frame.conversation) unread.set(frame.conversation.conversationId, frame.conversation.unreadCount || 0);
-      else if (frame.type === "inbox_message") unread.set(frame.conversationId, frame.unreadCount || 0);
+      else if (frame.type === "inbox_message" || frame.type === "conversation_read") {
+        unread.set(frame.conversationId, frame.unreadCount || 0);
+      }
       else return;
       publishUnread();
     });
