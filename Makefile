@@ -12,7 +12,7 @@ PORT ?= 3006
 # socket lives (realtime.presence), and clients resume after any reconnect anyway.
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
-.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks token
+.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks token messages
 
 install: $(STAMP)
 
@@ -27,7 +27,14 @@ run: install
 	@echo "Serving on http://$(HOST):$(PORT)  (token: $(PY) manage.py mint_token --user u1 --role USER)"
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) chatservice.asgi:application
 
-test: install
+# axe-core for the accessibility tests, pinned by package-lock.json (test-only; nothing from npm is served).
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
+
+test: install $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
@@ -48,3 +55,11 @@ bench-webhooks: install
 
 token: install
 	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}
+
+# Translations (README, "Languages"): collect the pages' strings into locale/bn/*.po (new ones empty, for a
+# translator to fill), then compile the .mo files the service reads. Both are committed.
+MESSAGE_IGNORE := --ignore=.venv --ignore=var --ignore=tests --ignore=bench --ignore=locale --ignore=node_modules
+messages: install
+	$(PY) manage.py makemessages -l bn --no-location $(MESSAGE_IGNORE)
+	$(PY) manage.py makemessages -d djangojs -l bn --no-location $(MESSAGE_IGNORE)
+	$(PY) manage.py compilemessages -l bn --ignore=.venv

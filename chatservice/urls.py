@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import SimpleRouter
 
 from attachments.views import AttachmentDownloadView, AttachmentLinkView, AttachmentUploadView
+from chatservice.i18n import javascript_catalog
 from chatservice.ids import ID_PATTERN
 from chatservice.views import health, live, metrics
 from chatservice.webclient import donor_chat
@@ -53,6 +54,7 @@ urlpatterns = [
     path("chat/", donor_chat, name="donor-chat"),
     path("chat/embed", embedded_chat, name="donor-chat-embed"),
     path("widget.js", widget_script, name="widget-script"),
+    re_path(r"^jsi18n/(?P<language>[a-z]{2}(?:-[a-z]{2,4})?)\.js$", javascript_catalog, name="javascript-catalog"),
     # The signed token is a bounded, URL-safe string (django.core.signing); anything else is not a link.
     re_path(r"^notifications/unsubscribe/(?P<token>[A-Za-z0-9_:.\-]{1,512})/?$", unsubscribe_page, name="unsubscribe"),
 ]

@@ -66,7 +66,7 @@ def test_a_dropped_pdf_becomes_a_chip_that_downloads(chat_server, new_page):
     )
     chip = bubbles(page).last.locator(".file-chip")
     expect(chip.locator(".file-name")).to_have_text("statement.pdf")
-    expect(chip.locator(".file-size")).to_have_text(f"{len(PDF_BYTES)} B")
+    expect(chip.locator(".file-size")).to_have_text(f"{len(PDF_BYTES)} bytes")
     expect(chip).to_have_attribute("href", re.compile(r"sig="))
     with page.expect_download() as download:
         chip.click()
@@ -80,7 +80,7 @@ def test_a_refused_file_says_why_and_leaves_nothing(chat_server, new_page):
     page = new_page()
     open_chat(page, chat_server, conversation)
     page.locator("#file").set_input_files(files=[file_payload("receipt.pdf", EXE_BYTES, "application/pdf")])
-    expect(page.locator("#alert")).to_contain_text('"receipt.pdf" was not sent')
+    expect(page.locator("#alert")).to_contain_text("“receipt.pdf” was not sent")
     expect(page.locator("#alert")).to_contain_text("not accepted")
     expect(bubbles(page)).to_have_count(0)
     assert stored(chat_server, conversation) == []

@@ -44,8 +44,10 @@ class HostPages(BaseHTTPRequestHandler):
         if path == "/opener.html":
             body = OPENER_PAGE.replace("TOKEN", self.tokens.get("mallory", ""))
         else:
-            anonymous = "anonymous" in self.path.partition("?")[2]  # a page that identifies nobody (yet)
-            body = host_page(self.service, "" if anonymous else self.tokens.get(DONOR, ""), path, self.locale)
+            query = self.path.partition("?")[2]
+            anonymous = "anonymous" in query  # a page that identifies nobody (yet)
+            locale = "bn" if "bn" in query else ""  # the host's data-locale
+            body = host_page(self.service, "" if anonymous else self.tokens.get(DONOR, ""), path, locale)
         data = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -107,6 +109,7 @@ def widget_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
 def host_sites(widget_server) -> Iterator[None]:
     HostPages.service = widget_server.url
     HostPages.tokens = {DONOR: widget_server.mint(DONOR, ttl=3600), "mallory": widget_server.mint("mallory", ttl=3600)}
+    HostPages.locale = ""
     servers = [ThreadingHTTPServer(("127.0.0.1", port), HostPages) for port in (HOST_PORT, ELSEWHERE_PORT)]
     for server in servers:
         threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -263,3 +266,27 @@ def test_a_window_that_opens_the_chat_cannot_reach_it(widget_server, host_sites,
         page.evaluate("fire()")
     expect(chat_window.locator("#waiting")).to_be_visible()
     expect(chat_window.locator("#chat")).to_be_hidden()
+
+
+def test_the_widget_speaks_bengali_when_the_host_says_so(widget_server, host_sites, new_page):
+    created = widget_server.api("POST", "/api/conversations", DONOR, json={"subject": "রসিদ"})
+    conversation = created.json()["conversationId"]
+    staff_says(widget_server, conversation, "আপনার রসিদ আজই পাঠানো হবে।")
+    page = new_page(width=1280, height=800)
+    page.goto(f"{HOST}/campaigns/sylhet?bn")  # data-locale="bn"; the browser itself asks for English
+    expect(launcher(page)).to_have_attribute("aria-label", re.compile("^সহায়তার সাথে চ্যাট, .+টি অপঠিত$"))
+    launcher(page).click()
+    frame = chat(page)
+    expect(frame.locator("html")).to_have_attribute("lang", "bn")
+    expect(frame.locator("h1")).to_have_text("CareForAll সহায়তা")
+    expect(frame.locator("#connection")).to_have_text("অনলাইন")
+    expect(frame.locator("label[for=message]")).to_have_text("বার্তা")
+    expect(frame.locator("#send")).to_have_text("পাঠান")
+    expect(frame.locator("#messages .meta .sender").last).to_have_text("সহায়তা")
+    # Times and numbers in the donor's locale: Bengali digits.
+    expect(frame.locator("#messages time").last).to_have_text(re.compile("[\u09e6-\u09ef]"))
+    expect(frame.locator("#composer-hint")).to_contain_text("মেগাবাইট")
+    page.keyboard.type("ধন্যবাদ!")
+    page.keyboard.press("Enter")
+    expect(frame.locator("#messages li.mine .sender").last).to_have_text("আপনি")
+    kit.document(page, "widget-bn")

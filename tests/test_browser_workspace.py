@@ -251,7 +251,7 @@ def test_files_both_ways_in_the_workspace(chat_server, agents, new_page):
         files=[{"name": "tax-receipt-2026.pdf", "mimeType": "application/pdf", "buffer": PDF_BYTES}]
     )
     chip = page.locator(".desk-msg-ADMIN .desk-file").filter(has_text="tax-receipt-2026.pdf")
-    expect(chip.locator(".desk-file-size")).to_have_text(f"{len(PDF_BYTES)} B")
+    expect(chip.locator(".desk-file-size")).to_have_text(f"{len(PDF_BYTES)} bytes")
     history = chat_server.api("GET", f"/api/conversations/{conversation}/messages", "donor-f").json()["results"]
     files = [m["metadata"]["name"] for m in history if m["messageType"] == "FILE"]
     assert files == ["receipt.jpg", "tax-receipt-2026.pdf"]

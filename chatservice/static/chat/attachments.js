@@ -16,18 +16,17 @@
   const interpolate = (format, values) =>
     window.interpolate ? window.interpolate(format, values, true) : format.replace(/%\((\w+)\)s/g, (_, k) => values[k]);
 
+  // A size in the page's language, units included ("2.5 MB", "২.৫ মেগাবাইট").
   function formatSize(bytes, locale) {
     const units = [
-      [1024 * 1024, "MB"],
-      [1024, "KB"],
+      [1024 * 1024, "megabyte"],
+      [1024, "kilobyte"],
+      [1, "byte"],
     ];
-    for (const [size, unit] of units) {
-      if (bytes >= size) {
-        const value = new Intl.NumberFormat(locale, { maximumFractionDigits: 1 }).format(bytes / size);
-        return `${value} ${unit}`;
-      }
-    }
-    return `${new Intl.NumberFormat(locale).format(bytes)} B`;
+    const [size, unit] = units.find(([scale]) => bytes >= scale) || units[2];
+    // Bytes spelled out ("48 bytes": CLDR's short form is "48 byte"), larger units short ("2.5 MB").
+    const unitDisplay = unit === "byte" ? "long" : "short";
+    return new Intl.NumberFormat(locale, { style: "unit", unit, unitDisplay, maximumFractionDigits: 1 }).format(bytes / size);
   }
 
   // A link that fetches a fresh signed URL when it is about to be followed with a stale one.

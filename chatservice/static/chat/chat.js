@@ -24,10 +24,18 @@
   const REMOTE_TYPING_TIMEOUT_MS = 12000; // in case a typing_stop is lost with a socket
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_MAX_MS = 15000;
+  // Translations (Django's JavaScript catalog, /jsi18n/<language>.js, loaded first); English without it.
+  const t = (text) => (window.gettext ? window.gettext(text) : text);
+  const format = (text, values) =>
+    window.interpolate ? window.interpolate(t(text), values, true) : text.replace(/%\((\w+)\)s/g, (_, k) => values[k]);
+  // The page's language, for dates and numbers (the server rendered the page in it).
+  const LOCALE = document.documentElement.lang || undefined;
+  // The name the API gives staff without one (conversations.rendering.STAFF_FALLBACK_NAME): shown translated.
+  const STAFF_FALLBACK_NAME = "Support";
   const FATAL_CLOSE = {
-    4401: "Your access token was refused or has expired.",
-    4403: "You do not take part in this conversation.",
-    4404: "This conversation does not exist.",
+    4401: t("Your access token was refused or has expired."),
+    4403: t("You do not take part in this conversation."),
+    4404: t("This conversation does not exist."),
   };
   // The server closed the socket for a reason a later attempt can get past (README, close codes): 4008,
   // the page fell behind (resuming from the last message loses nothing); 4429, the user has too many
@@ -124,10 +132,10 @@
     const when = new Date(iso);
     const now = new Date();
     const time = { hour: "2-digit", minute: "2-digit" };
-    if (when.toDateString() === now.toDateString()) return when.toLocaleTimeString([], time);
+    if (when.toDateString() === now.toDateString()) return when.toLocaleTimeString(LOCALE, time);
     const date = { month: "short", day: "numeric", ...time };
     if (when.getFullYear() !== now.getFullYear()) date.year = "numeric";
-    return when.toLocaleString([], date);
+    return when.toLocaleString(LOCALE, date);
   }
 
   function randomId() {
@@ -178,9 +186,9 @@
   // ---- rendering -----------------------------------------------------------------------------------
 
   function senderLabel(data) {
-    if (data.senderId === state.me) return "You";
+    if (data.senderId === state.me) return t("You");
     // Staff by their display name (never a username; the server never sends one to donors).
-    if (data.senderRole === "ADMIN" || data.senderRole === "SUPER_ADMIN") return data.senderName || "Support";
+    if (data.senderRole === "ADMIN" || data.senderRole === "SUPER_ADMIN") return !data.senderName || data.senderName === STAFF_FALLBACK_NAME ? t("Support") : data.senderName;
     return data.senderId;
   }
 
@@ -204,7 +212,7 @@
         const time = document.createElement("time");
         time.dateTime = data.createdAt;
         time.textContent = formatWhen(data.createdAt);
-        time.title = new Date(data.createdAt).toLocaleString();
+        time.title = new Date(data.createdAt).toLocaleString(LOCALE);
         meta.append(time);
       }
       if (mine) {
@@ -218,7 +226,7 @@
     const metadata = data.metadata || {};
     const file = data.messageType === "FILE" && (metadata.attachmentId || metadata.url);
     if (file) {
-      window.ChatAttachments.renderFile(li, metadata, { getLink: attachmentLink, locale: undefined });
+      window.ChatAttachments.renderFile(li, metadata, { getLink: attachmentLink, locale: LOCALE });
     }
     // A file's caption is shown when it says more than the file's name.
     if (!file || (data.content && data.content !== metadata.name)) {
@@ -241,7 +249,12 @@
     li.dataset.status = status;
     const tick = li.querySelector(".tick");
     if (!tick) return;
-    const labels = { sending: ["…", "Sending"], sent: ["✓", "Sent"], read: ["✓✓", "Read"], failed: ["!", "Not sent"] };
+    const labels = {
+      sending: ["…", t("Sending")],
+      sent: ["✓", t("Sent")],
+      read: ["✓✓", t("Read")],
+      failed: ["!", t("Not sent")],
+    };
     const [glyph, label] = labels[status];
     tick.textContent = glyph;
     tick.setAttribute("aria-label", label);
@@ -422,7 +435,7 @@
   }
 
   function renderRemoteTyping() {
-    ui.typing.textContent = state.remoteTypers.size ? "Support is typing…" : "";
+    ui.typing.textContent = state.remoteTypers.size ? t("Support is typing…") : "";
   }
 
   function startRemoteTyping(userId) {
@@ -447,7 +460,7 @@
     const content = ui.input.value;
     if (!content.trim()) return;
     if (content.length > MAX_LENGTH) {
-      showAlert(`A message can be at most ${MAX_LENGTH} characters.`);
+      showAlert(format("A message can be at most %(max)s characters.", { max: MAX_LENGTH.toLocaleString(LOCALE) }));
       return;
     }
     showAlert("");
@@ -482,7 +495,7 @@
           setStatus(item.el, "failed");
           item.el.classList.add("failed");
           state.pending.delete(clientMessageId);
-          showAlert(`Not sent: ${error.message}`);
+          showAlert(format("Not sent: %(reason)s", { reason: error.message }));
         }
         // Network failure: it stays pending and goes out over the socket once it is back.
       });
@@ -496,8 +509,8 @@
     if (files.length && !(await ensureConversation())) return;
     for (const file of files) {
       if (ATTACHMENT_MAX_BYTES && file.size > ATTACHMENT_MAX_BYTES) {
-        const limit = window.ChatAttachments.formatSize(ATTACHMENT_MAX_BYTES);
-        showAlert(`"${file.name}" is larger than ${limit}, the most a file may be.`);
+        const limit = window.ChatAttachments.formatSize(ATTACHMENT_MAX_BYTES, LOCALE);
+        showAlert(format("“%(name)s” is larger than %(limit)s, the most a file may be.", { name: file.name, limit }));
         continue;
       }
       await attachOne(file);
@@ -509,11 +522,11 @@
     li.className = "message mine pending uploading";
     const label = document.createElement("p");
     label.className = "content";
-    label.textContent = `${file.name} (${window.ChatAttachments.formatSize(file.size)})`;
+    label.textContent = `${file.name} (${window.ChatAttachments.formatSize(file.size, LOCALE)})`;
     const bar = document.createElement("progress");
     bar.max = 1;
     bar.value = 0;
-    bar.setAttribute("aria-label", `Uploading ${file.name}`);
+    bar.setAttribute("aria-label", format("Uploading %(name)s", { name: file.name }));
     li.append(label, bar);
     ui.list.append(li);
     scrollToBottom();
@@ -527,7 +540,7 @@
       });
     } catch (error) {
       li.remove();
-      showAlert(`"${file.name}" was not sent: ${error.detail}`);
+      showAlert(format("“%(name)s” was not sent: %(reason)s", { name: file.name, reason: error.detail }));
       return;
     }
     const clientMessageId = randomId();
@@ -594,7 +607,7 @@
     const query = new URLSearchParams({ token: state.token });
     if (state.resumeFrom) query.set("lastMessageId", state.resumeFrom);
     const fromScratch = !state.resumeFrom;
-    setConnection(state.attempt ? "reconnecting" : "connecting", state.attempt ? "Reconnecting…" : "Connecting…");
+    setConnection(state.attempt ? "reconnecting" : "connecting", state.attempt ? t("Reconnecting…") : t("Connecting…"));
     const ws = new WebSocket(`${scheme}://${location.host}/ws/conversations/${encodeURIComponent(state.conversationId)}?${query}`);
     state.ws = ws;
 
@@ -629,12 +642,12 @@
       state.remoteTypers.forEach((_, userId) => stopRemoteTyping(userId));
       if (FATAL_CLOSE[event.code]) {
         state.stopped = true;
-        setConnection("offline", "Offline");
+        setConnection("offline", t("Offline"));
         showAlert(FATAL_CLOSE[event.code]);
         return;
       }
       if (event.code === TOO_MANY_SOCKETS) {
-        showAlert("This chat is open in too many windows or tabs. Close one, and this one reconnects.");
+        showAlert(t("This chat is open in too many windows or tabs. Close one, and this one reconnects."));
         state.crowded = true;
         state.attempt = Math.max(state.attempt, 4); // retry, but not at once: the others are still open
       }
@@ -645,14 +658,15 @@
   function scheduleReconnect() {
     if (state.stopped || state.reconnectTimer) return;
     if (!navigator.onLine) {
-      setConnection("offline", "Offline: waiting for the network");
+      setConnection("offline", t("Offline: waiting for the network"));
       return; // the "online" event reconnects
     }
     // Exponential backoff with jitter, so clients dropped together do not return together.
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
     state.attempt += 1;
-    setConnection("reconnecting", `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+    const seconds = Math.ceil(delay / 1000);
+    setConnection("reconnecting", format("Reconnecting in %(seconds)s s…", { seconds: seconds.toLocaleString(LOCALE) }));
     state.reconnectTimer = setTimeout(connect, delay);
   }
 
@@ -714,7 +728,7 @@
       state.olderCursor = cursorFrom(page.next);
       ui.loadOlder.hidden = !state.olderCursor;
     } catch (error) {
-      showAlert(`Could not load older messages: ${error.message}`);
+      showAlert(format("Could not load older messages: %(reason)s", { reason: error.message }));
     } finally {
       state.loadingOlder = false;
     }
@@ -743,9 +757,9 @@
   // and a way to start a new one. A draft in the composer is kept (and goes to the new conversation).
   // Connected to a conversation that ended: the pill says so rather than a green "Online".
   function connectedLabel() {
-    if (state.status === "CLOSED") return ["ended", "Closed"];
-    if (state.status === "ARCHIVED") return ["ended", "Archived"];
-    return ["online", "Online"];
+    if (state.status === "CLOSED") return ["ended", t("Closed")];
+    if (state.status === "ARCHIVED") return ["ended", t("Archived")];
+    return ["online", t("Online")];
   }
 
   function showStatus(status) {
@@ -756,7 +770,9 @@
     ui.composer.hidden = ended;
     ui.ended.hidden = !ended;
     ui.endedText.textContent =
-      status === "ARCHIVED" ? "This conversation was archived. It can no longer be answered." : "This conversation was closed.";
+      status === "ARCHIVED"
+        ? t("This conversation was archived. It can no longer be answered.")
+        : t("This conversation was closed.");
     if (ended) {
       stopOwnTyping();
       if (hadFocus) ui.startNew.focus(); // the focused box went away: keep the keyboard somewhere useful
@@ -770,7 +786,7 @@
     closeConversation();
     state.token = token;
     try {
-      if (await openConversation(token, "", "Support Request")) {
+      if (await openConversation(token, "", t("Support Request"))) {
         ui.input.value = draft; // nothing typed is lost
         ui.input.focus();
       }
@@ -788,7 +804,7 @@
     event.preventDefault();
     const chosen = ui.csat.querySelector("input[name=csat-rating]:checked");
     if (!chosen) {
-      showAlert("Choose a rating from 1 to 5.");
+      showAlert(t("Choose a rating from 1 to 5."));
       return;
     }
     try {
@@ -796,7 +812,7 @@
       state.rated = true;
     } catch (error) {
       if (error.code !== "csat_already_submitted") {
-        showAlert(`Could not send your rating: ${error.message}`);
+        showAlert(format("Could not send your rating: %(reason)s", { reason: error.message }));
         return;
       }
       state.rated = true; // another tab sent it: thank this one too
@@ -827,7 +843,7 @@
       ui.notifyEmail.checked = choice.email;
     } catch {
       ui.notifyEmail.checked = !wanted;
-      showAlert("Your email preference could not be saved. Please try again.");
+      showAlert(t("Your email preference could not be saved. Please try again."));
     } finally {
       ui.notifyEmail.disabled = false;
     }
@@ -847,7 +863,7 @@
       state.conversationId = conversationId;
       const conversation = await api("GET", conversationPath());
       const page = await api("GET", conversationPath(`/messages?limit=${PAGE_SIZE}`));
-      ui.title.textContent = conversation.subject || "Conversation";
+      ui.title.textContent = conversation.subject || t("Conversation");
       ui.title.title = conversation.conversationId;
       showChat();
       if (EMBED) toHost({ type: "conversation", conversationId });
@@ -867,10 +883,10 @@
     } catch (error) {
       state.conversationId = null;
       const reasons = {
-        401: "Your access token was refused or has expired.",
-        404: "This conversation does not exist, or you do not take part in it.",
+        401: t("Your access token was refused or has expired."),
+        404: t("This conversation does not exist, or you do not take part in it."),
       };
-      if (!quiet) showAlert(reasons[error.status] || `Could not open the chat: ${error.message}`);
+      if (!quiet) showAlert(reasons[error.status] || format("Could not open the chat: %(reason)s", { reason: error.message }));
       if (!EMBED) {
         ui.signedOut.hidden = false;
         ui.chat.hidden = true;
@@ -888,7 +904,7 @@
 
   // The widget before the donor's first message: the composer, and a conversation once they write.
   function showFresh() {
-    ui.title.textContent = "How can we help?";
+    ui.title.textContent = t("How can we help?");
     ui.title.title = "";
     showChat();
     showStatus("ACTIVE");
@@ -898,14 +914,14 @@
 
   async function ensureConversation() {
     if (state.conversationId) return true;
-    return openConversation(state.token, "", "Support Request");
+    return openConversation(state.token, "", t("Support Request"));
   }
 
   if (ui.openForm) ui.openForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const token = ui.openToken.value.trim();
     if (!token) {
-      showAlert("Enter your access token.");
+      showAlert(t("Enter your access token."));
       ui.openToken.focus();
       return;
     }
@@ -947,14 +963,22 @@
       showFresh();
     } catch (error) {
       if (ui.waiting) ui.waiting.hidden = true;
-      showAlert(error.status === 401 ? "We could not confirm who you are. Please sign in again." : error.message);
+      showAlert(error.status === 401 ? t("We could not confirm who you are. Please sign in again.") : error.message);
     }
   }
 
   function publishUnread() {
     let total = 0;
     for (const count of unread.values()) total += count;
-    toHost({ type: "unread", count: total });
+    const plural = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
+    const label = window.interpolate
+      ? window.interpolate(
+          plural("Chat with support, %(count)s unread", "Chat with support, %(count)s unread", total),
+          { count: total.toLocaleString(LOCALE) },
+          true,
+        )
+      : `Chat with support, ${total} unread`;
+    toHost({ type: "unread", count: total, label, badge: total > 99 ? `${(99).toLocaleString(LOCALE)}+` : total.toLocaleString(LOCALE) });
   }
 
   // The donor's inbox socket feeds the launcher's badge: the list over REST once the socket is open, then
@@ -1023,8 +1047,10 @@
       if (event.key === "Escape") toHost({ type: "close" });
     });
     ui.closeWidget.addEventListener("click", () => toHost({ type: "close" }));
-    // Nothing in it: the host answers with identify, which is checked like every message.
-    window.parent.postMessage({ source: "careforall-chat", type: "ready" }, "*");
+    // Nothing secret in it: the launcher's words in the page's language. The host answers with identify,
+    // which is checked like every message.
+    const labels = { open: t("Chat with support"), close: t("Close the chat"), dialog: t("Support chat") };
+    window.parent.postMessage({ source: "careforall-chat", type: "ready", labels, lang: LOCALE }, "*");
   }
 
   ui.composer.addEventListener("submit", (event) => {

@@ -101,7 +101,7 @@
   launcher.append(badge);
   root.append(panel, launcher);
 
-  const state = { ready: false, token: null, open: false, unread: 0 };
+  const state = { ready: false, token: null, open: false, unread: 0, unreadLabel: "", badge: "" };
 
   // Built as DOM, not markup: a host enforcing Trusted Types refuses innerHTML.
   function icon(d) {
@@ -144,12 +144,14 @@
     if (state.ready) frame.contentWindow.postMessage({ source: TO_FRAME, ...message }, SERVICE);
   }
 
+  // The words come from the iframe, in the chat's language; English until it is ready.
   function label() {
     const count = state.unread;
-    const text = count ? `${LABELS.open}, ${count} unread` : LABELS.open;
+    const text = count ? state.unreadLabel || `${LABELS.open}, ${count} unread` : LABELS.open;
     launcher.setAttribute("aria-label", state.open ? LABELS.close : text);
-    badge.textContent = count > 99 ? "99+" : String(count);
-    badge.hidden = count === 0;
+    badge.textContent = state.badge || (count > 99 ? "99+" : String(count));
+    // Open, the launcher closes the chat and is named so; a count beside that name would contradict it.
+    badge.hidden = count === 0 || state.open;
   }
 
   function open() {
@@ -191,10 +193,18 @@
     if (!data || typeof data !== "object" || data.source !== FROM_FRAME) return;
     if (data.type === "ready") {
       state.ready = true;
+      const words = data.labels && typeof data.labels === "object" ? data.labels : {};
+      for (const key of Object.keys(LABELS)) if (typeof words[key] === "string" && words[key]) LABELS[key] = words[key];
+      frame.title = LABELS.dialog;
+      panel.setAttribute("aria-label", LABELS.dialog);
+      if (typeof data.lang === "string") panel.lang = data.lang;
+      label();
       if (state.token) toFrame(identity());
       if (state.open) toFrame({ type: "open" });
     } else if (data.type === "unread" && Number.isInteger(data.count) && data.count >= 0) {
       state.unread = data.count;
+      state.unreadLabel = typeof data.label === "string" ? data.label : "";
+      state.badge = typeof data.badge === "string" ? data.badge : "";
       label();
     } else if (data.type === "close") {
       close();

@@ -30,7 +30,12 @@
   // The inbox socket replays nothing, and a worker under overload may drop its events: the list is
   // reloaded this often while the page is visible, so it is never stale for long.
   var LIST_REFRESH_MS = 60000;
-  var FINAL_CLOSE = { 4401: "Your session has expired: reload the page.", 4403: "Not allowed.", 4404: "This conversation no longer exists." };
+  // Translations (Django's JavaScript catalog, loaded first); English without it.
+  var t = function (text) { return window.gettext ? window.gettext(text) : text; };
+  var fmt = function (text, values) {
+    return window.interpolate ? window.interpolate(t(text), values, true) : text.replace(/%\((\w+)\)s/g, function (_, k) { return values[k]; });
+  };
+  var FINAL_CLOSE = { 4401: t("Your session has expired: reload the page."), 4403: t("Not allowed."), 4404: t("This conversation no longer exists.") };
   // Errors of the socket that answer a message frame (the oldest unanswered send is the one refused).
   var SEND_ERRORS = ["rate_limited", "conversation_closed", "content_too_long", "blank", "required", "unavailable",
     "internal_error", "note_forbidden", "invalid_choice", "metadata_too_large", "not_a_string", "idempotency_key_reused"];
@@ -69,7 +74,7 @@
   }
   function problem(error) {
     if (!(error && error.body)) console.error(error); // a bug of this page, not an answer of the API
-    return (error && error.body && error.body.detail) || "Something went wrong; try again.";
+    return (error && error.body && error.body.detail) || t("Something went wrong; try again.");
   }
 
   function wsUrl(path) {
@@ -78,7 +83,8 @@
 
   // ---- formatting (one format everywhere) --------------------------------------------------------
   // The admin's formats ("20:53", "1 Dec, 20:53"), so the table and the workspace read alike.
-  var LOCALE = "en-GB";
+  // The page's language (the admin renders it); English with day-first dates and a 24-hour clock.
+  var LOCALE = !document.documentElement.lang || document.documentElement.lang.indexOf("en") === 0 ? "en-GB" : document.documentElement.lang;
   var timeFormat = new Intl.DateTimeFormat(LOCALE, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   var dateFormat = new Intl.DateTimeFormat(LOCALE, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   var fullFormat = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium", timeStyle: "short", hourCycle: "h23" });
@@ -90,12 +96,17 @@
   function full(iso) { return iso ? fullFormat.format(new Date(iso)) : "—"; }
   function since(iso) {
     var minutes = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 60000));
-    if (minutes < 1) return "<1 min";
-    if (minutes < 60) return minutes + " min";
+    if (minutes < 1) return "<" + duration(1, "minute");
+    if (minutes < 60) return duration(minutes, "minute");
     var hours = Math.floor(minutes / 60);
-    if (hours < 48) return hours + " h";
-    return Math.floor(hours / 24) + " d";
+    if (hours < 48) return duration(hours, "hour");
+    return duration(Math.floor(hours / 24), "day");
   }
+  function duration(value, unit) {
+    return new Intl.NumberFormat(LOCALE, { style: "unit", unit: unit, unitDisplay: "short" }).format(value);
+  }
+  function number(value) { return Number(value).toLocaleString(LOCALE); }
+  var PRIORITY = { URGENT: t("Urgent"), HIGH: t("High"), NORMAL: t("Normal"), LOW: t("Low") };
   function timeEl(iso, text) {
     var node = el("time", null, text);
     node.dateTime = iso || "";
@@ -111,7 +122,7 @@
     return assignees(conversation).some(function (p) { return p.userId === config.userId; });
   }
   function title(conversation) {
-    return conversation.subject || "Conversation with " + conversation.createdBy;
+    return conversation.subject || fmt("Conversation with %(donor)s", { donor: conversation.createdBy });
   }
 
   // ---- the list -------------------------------------------------------------------------------------
@@ -195,19 +206,21 @@
       var time = el("span", "desk-item-time");
       time.appendChild(timeEl(c.updatedAt, when(c.updatedAt)));
       item.appendChild(time);
-      var preview = c.lastMessage ? c.lastMessage.senderName + ": " + c.lastMessage.preview : "No messages yet";
+      var preview = c.lastMessage ? c.lastMessage.senderName + ": " + c.lastMessage.preview : t("No messages yet");
       item.appendChild(el("span", "desk-item-preview", preview));
       var badges = el("span", "desk-item-badges");
-      if (c.priority && c.priority !== "NORMAL") badges.appendChild(el("span", "desk-prio " + c.priority, c.priority));
-      if (c.waitingSince && c.status === "ACTIVE") badges.appendChild(el("span", "desk-waiting", "waiting " + since(c.waitingSince)));
-      if (c.unreadCount) badges.appendChild(el("span", "desk-unread", String(c.unreadCount)));
+      if (c.priority && c.priority !== "NORMAL") badges.appendChild(el("span", "desk-prio " + c.priority, PRIORITY[c.priority] || c.priority));
+      if (c.waitingSince && c.status === "ACTIVE") badges.appendChild(el("span", "desk-waiting", fmt("waiting %(time)s", { time: since(c.waitingSince) })));
+      if (c.unreadCount) badges.appendChild(el("span", "desk-unread", number(c.unreadCount)));
       item.appendChild(badges);
       item.addEventListener("click", function () { openConversation(id); });
       item.addEventListener("keydown", function (event) { if (event.key === "Enter") openConversation(id); });
       list.appendChild(item);
     });
     var note = $("[data-desk-list-empty]");
-    note.textContent = state.order.length ? "Showing the " + state.order.length + " most recent of " + state.total + "; search or filter for the others." : "Nothing here.";
+    note.textContent = state.order.length
+      ? fmt("Showing the %(shown)s most recent of %(total)s; search or filter for the others.", { shown: number(state.order.length), total: number(state.total) })
+      : t("Nothing here.");
     note.hidden = state.order.length > 0 && state.total <= state.order.length;
   }
 
@@ -242,11 +255,11 @@
   function onInbox(frame) {
     if (frame.type === "conversation_created") {
       upsert(frame.conversation);
-      notify("New conversation", title(frame.conversation), frame.conversation.conversationId);
+      notify(t("New conversation"), title(frame.conversation), frame.conversation.conversationId);
     } else if (frame.type === "conversation_updated") {
       var wasMine = state.conversations[frame.conversation.conversationId] && isMine(state.conversations[frame.conversation.conversationId]);
       upsert(frame.conversation);
-      if (!wasMine && isMine(frame.conversation)) notify("Assigned to you", title(frame.conversation), frame.conversation.conversationId);
+      if (!wasMine && isMine(frame.conversation)) notify(t("Assigned to you"), title(frame.conversation), frame.conversation.conversationId);
     } else if (frame.type === "inbox_message") {
       var c = state.conversations[frame.conversationId];
       if (!c) return; // not in this view: the list reloads when filters change
@@ -255,7 +268,7 @@
       c.unreadCount = frame.conversationId === state.current && !document.hidden ? 0 : frame.unreadCount;
       sortList();
       renderList();
-      if (frame.senderRole === "USER" && isMine(c)) notify(c.createdBy + " wrote", frame.preview, frame.conversationId);
+      if (frame.senderRole === "USER" && isMine(c)) notify(fmt("%(donor)s wrote", { donor: c.createdBy }), frame.preview, frame.conversationId);
     }
   }
 
@@ -263,7 +276,7 @@
   function notify(heading, body, conversationId) {
     if (!document.hidden && conversationId === state.current) return;
     state.unseen += 1;
-    document.title = "(" + state.unseen + ") " + baseTitle;
+    document.title = "(" + number(state.unseen) + ") " + baseTitle;
     if (window.Notification && Notification.permission === "granted") {
       var notice = new Notification(heading, { body: body, tag: conversationId });
       notice.onclick = function () { window.focus(); openConversation(conversationId); };
@@ -311,11 +324,18 @@
     agents.forEach(function (a) {
       var item = el("li", "desk-team-member");
       item.appendChild(el("span", "desk-dot " + a.availability));
-      item.appendChild(el("span", "desk-team-name", a.displayName + (a.agentId === config.userId ? " (you)" : "")));
-      item.appendChild(el("span", "desk-team-load", a.openAssigned + "/" + a.capacity + " open"));
-      var rating = a.csat ? "★ " + a.csat.average.toFixed(1) + " (" + a.csat.count + ")" : "No ratings";
+      item.appendChild(el("span", "desk-team-name", a.agentId === config.userId ? fmt("%(name)s (you)", { name: a.displayName }) : a.displayName));
+      item.appendChild(el("span", "desk-team-load", fmt("%(assigned)s/%(capacity)s open", { assigned: number(a.openAssigned), capacity: number(a.capacity) })));
+      var rating = a.csat
+        ? "★ " + a.csat.average.toLocaleString(LOCALE, { minimumFractionDigits: 1, maximumFractionDigits: 1 }) + " (" + number(a.csat.count) + ")"
+        : t("No ratings");
       var csat = item.appendChild(el("span", "desk-team-csat", rating));
-      if (a.csat) csat.title = "Average of " + a.csat.count + " rating" + (a.csat.count === 1 ? "" : "s") + ", 1 to 5";
+      if (a.csat) {
+        var plural = window.ngettext || function (one, many, n) { return n === 1 ? one : many; };
+        csat.title = window.interpolate
+          ? window.interpolate(plural("Average of %(count)s rating, 1 to 5", "Average of %(count)s ratings, 1 to 5", a.csat.count), { count: number(a.csat.count) }, true)
+          : "Average of " + a.csat.count + " rating" + (a.csat.count === 1 ? "" : "s") + ", 1 to 5";
+      }
       team.appendChild(item);
     });
   }
@@ -367,11 +387,11 @@
     thread.socket = socket;
     thread.closedByUs = false;
     var connection = $("[data-desk-connection]");
-    connection.textContent = "Connecting…";
+    connection.textContent = t("Connecting…");
     connection.classList.remove("live");
     socket.addEventListener("open", function () {
       thread.retry = 1000;
-      connection.textContent = "Live";
+      connection.textContent = t("Live");
       connection.classList.add("live");
       markRead();
       // sends that were refused while offline can be retried by hand; nothing is re-sent by itself
@@ -379,7 +399,7 @@
     socket.addEventListener("message", function (event) { onThreadFrame(JSON.parse(event.data)); });
     socket.addEventListener("close", function (event) {
       if (socket !== thread.socket || thread.closedByUs) return;
-      connection.textContent = "Offline";
+      connection.textContent = t("Offline");
       connection.classList.remove("live");
       if (FINAL_CLOSE[event.code]) return showError(FINAL_CLOSE[event.code]);
       var last = messages.querySelector("li[data-message-id]:last-of-type");
@@ -406,7 +426,7 @@
       refreshCurrent();
     } else if (frame.type === "typing_start" || frame.type === "typing_stop") {
       if (frame.type === "typing_start") thread.typers.add(frame.userId); else thread.typers.delete(frame.userId);
-      $("[data-desk-typing]").textContent = thread.typers.size ? "The donor is typing…" : "";
+      $("[data-desk-typing]").textContent = thread.typers.size ? t("The donor is typing…") : "";
     } else if (frame.type === "read_receipt") {
       var current = state.conversations[state.current];
       if (current && frame.userId === current.createdBy) { thread.donorRead = frame.messageId; renderReceipt(); }
@@ -433,7 +453,7 @@
     item.dataset.type = m.messageType;
     if (kind !== "SYSTEM") {
       var meta = el("span", "desk-msg-meta");
-      if (kind === "NOTE") meta.appendChild(el("span", "desk-msg-note-tag", "Internal note"));
+      if (kind === "NOTE") meta.appendChild(el("span", "desk-msg-note-tag", t("Internal note")));
       meta.appendChild(el("b", null, m.senderName || m.senderId));
       meta.appendChild(document.createTextNode(" · "));
       meta.appendChild(timeEl(m.createdAt, when(m.createdAt)));
@@ -452,13 +472,13 @@
   // ---- attachments --------------------------------------------------------------------------------------
   var IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
   function formatSize(bytes) {
-    if (bytes >= 1048576) return (bytes / 1048576).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " MB";
-    if (bytes >= 1024) return (bytes / 1024).toLocaleString(undefined, { maximumFractionDigits: 1 }) + " KB";
-    return bytes.toLocaleString() + " B";
+    var unit = bytes >= 1048576 ? ["megabyte", 1048576] : bytes >= 1024 ? ["kilobyte", 1024] : ["byte", 1];
+    var display = unit[0] === "byte" ? "long" : "short"; // "48 bytes": CLDR's short form is "48 byte"
+    return new Intl.NumberFormat(LOCALE, { style: "unit", unit: unit[0], unitDisplay: display, maximumFractionDigits: 1 }).format(bytes / unit[1]);
   }
   // An upload through this service (staff fetch it with their session), or a file hosted elsewhere.
   function fileView(meta) {
-    var name = String(meta.name || "file");
+    var name = String(meta.name || t("file"));
     var link = el("a", "desk-file");
     if (!meta.attachmentId) {
       link.href = String(meta.url);
@@ -502,11 +522,11 @@
     if (!state.current) return;
     var conversation = state.current;
     var node = el("li", "desk-msg desk-msg-ADMIN");
-    node.appendChild(el("span", "desk-msg-meta", "Uploading " + file.name + "…"));
+    node.appendChild(el("span", "desk-msg-meta", fmt("Uploading %(name)s…", { name: file.name })));
     var bar = el("progress");
     bar.max = 1;
     bar.value = 0;
-    bar.setAttribute("aria-label", "Uploading " + file.name);
+    bar.setAttribute("aria-label", fmt("Uploading %(name)s", { name: file.name }));
     node.appendChild(bar);
     messages.appendChild(node);
     scrollToEnd();
@@ -520,17 +540,17 @@
       try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
       if (xhr.status !== 201) {
         node.remove();
-        showError("\u201c" + file.name + "\u201d was not sent: " + ((body && body.detail) || "HTTP " + xhr.status));
+        showError(fmt("“%(name)s” was not sent: %(reason)s", { name: file.name, reason: (body && body.detail) || "HTTP " + xhr.status }));
         return;
       }
       if (state.current !== conversation) { node.remove(); return; }
       var key = newKey();
       var pending = { key: key, content: body.name, messageType: "FILE", metadata: { attachmentId: body.attachmentId }, node: node };
-      node.replaceChildren(el("span", "desk-msg-meta", "Sending…"), el("span", "desk-msg-body", body.name));
+      node.replaceChildren(el("span", "desk-msg-meta", t("Sending…")), el("span", "desk-msg-body", body.name));
       thread.pending.push(pending);
       send(pending.content, "FILE", key, pending.metadata);
     });
-    xhr.addEventListener("error", function () { node.remove(); showError("\u201c" + file.name + "\u201d was not sent: the connection failed."); });
+    xhr.addEventListener("error", function () { node.remove(); showError(fmt("“%(name)s” was not sent: %(reason)s", { name: file.name, reason: t("the connection failed.") })); });
     var form = new FormData();
     form.append("file", file, file.name);
     xhr.send(form);
@@ -544,7 +564,7 @@
     for (var i = upto; i >= 0; i -= 1) {
       // "Seen" goes under the latest staff reply the donor has read, never under the donor's own message.
       if (items[i].dataset.senderRole === "ADMIN" && items[i].dataset.type !== "SYSTEM" && items[i].dataset.type !== "NOTE") {
-        items[i].appendChild(el("span", "desk-receipt", "Seen by the donor"));
+        items[i].appendChild(el("span", "desk-receipt", t("Seen by the donor")));
         return;
       }
     }
@@ -562,18 +582,18 @@
   function renderConversation(c) {
     $("[data-desk-subject]").textContent = title(c);
     var badge = $("[data-desk-status-badge]");
-    badge.textContent = c.status === "ACTIVE" ? "Open" : c.status === "CLOSED" ? "Closed" : "Archived";
+    badge.textContent = c.status === "ACTIVE" ? t("Open") : c.status === "CLOSED" ? t("Closed") : t("Archived");
     badge.className = "desk-badge " + c.status;
     var names = assignees(c).map(function (p) { return p.displayName; });
-    $("[data-desk-assignees]").textContent = names.length ? "· " + names.join(", ") : "· Unassigned";
-    $("[data-desk-assignees]").title = names.length ? "Assigned" : "";
+    $("[data-desk-assignees]").textContent = "· " + (names.length ? names.join(", ") : t("Unassigned"));
+    $("[data-desk-assignees]").title = names.length ? t("Assigned") : "";
     var mine = isMine(c);
     var open = c.status === "ACTIVE";
     $("[data-desk-action=assign]").hidden = mine || !open;
     $("[data-desk-action=unassign]").hidden = !mine;
     $("[data-desk-action=close]").hidden = !open;
     $("[data-desk-closed] [data-desk-action=reopen]").hidden = c.status !== "CLOSED";
-    $("[data-desk-closed] span").textContent = c.status === "ARCHIVED" ? "This conversation is archived (read-only)." : "This conversation is closed.";
+    $("[data-desk-closed] span").textContent = c.status === "ARCHIVED" ? t("This conversation is archived (read-only).") : t("This conversation is closed.");
     $all(".desk-toolbar .desk-inline").forEach(function (label) { label.hidden = !open; });
     $("[data-desk-priority]").value = c.priority || "NORMAL";
     $("[data-desk-closed]").hidden = open;
@@ -584,7 +604,7 @@
       var tag = el("span", "desk-label", label);
       var remove = el("button", null, "×");
       remove.type = "button";
-      remove.setAttribute("aria-label", "Remove label " + label);
+      remove.setAttribute("aria-label", fmt("Remove label %(label)s", { label: label }));
       remove.addEventListener("click", function () {
         update({ labels: (c.labels || []).filter(function (other) { return other !== label; }) });
       });
@@ -600,7 +620,13 @@
     var meta = $("[data-desk-meta]");
     meta.textContent = "";
     var entries = Object.keys(c.metadata || {});
-    if (!entries.length) meta.appendChild(el("dd", null, "No details"));
+    if (!entries.length) {
+      // A definition list holds term and definition pairs only: the term is there for screen readers.
+      var empty = el("div");
+      empty.appendChild(el("dt", "visually-hidden", t("Details")));
+      empty.appendChild(el("dd", null, t("No details")));
+      meta.appendChild(empty);
+    }
     entries.forEach(function (key) {
       meta.appendChild(el("dt", null, key));
       var value = c.metadata[key];
@@ -610,7 +636,7 @@
     others.textContent = "";
     api("GET", "conversations?limit=20&q=" + encodeURIComponent(c.createdBy)).then(function (page) {
       var list = page.results.filter(function (o) { return o.conversationId !== c.conversationId && o.createdBy === c.createdBy; });
-      if (!list.length) others.appendChild(el("li", null, "None"));
+      if (!list.length) others.appendChild(el("li", null, t("None")));
       list.forEach(function (o) {
         var item = el("li");
         var link = el("a", null, title(o) + " · " + o.status.toLowerCase());
@@ -629,10 +655,10 @@
     shownRating = rating || "";
     var clocks = $("[data-desk-clocks]");
     clocks.textContent = "";
-    [["Opened", when(c.createdAt)], ["First response", c.firstResponseAt ? when(c.firstResponseAt) : "Not yet"],
-     ["Waiting", c.waitingSince ? "for " + since(c.waitingSince) : "No"], ["Snoozed until", c.snoozedUntil ? when(c.snoozedUntil) : "—"],
+    [[t("Opened"), when(c.createdAt)], [t("First response"), c.firstResponseAt ? when(c.firstResponseAt) : t("Not yet")],
+     [t("Waiting"), c.waitingSince ? fmt("for %(time)s", { time: since(c.waitingSince) }) : t("No")], [t("Snoozed until"), c.snoozedUntil ? when(c.snoozedUntil) : "—"],
      // The donor's latest rating (README, "Satisfaction survey"); their comment as text, never markup.
-     ["Rating", c.csat ? c.csat.rating + " / 5" + (c.csat.comment ? " · “" + c.csat.comment + "”" : "") : "—"]]
+     [t("Rating"), c.csat ? fmt("%(rating)s / 5", { rating: number(c.csat.rating) }) + (c.csat.comment ? " · “" + c.csat.comment + "”" : "") : "—"]]
       .forEach(function (pair) { clocks.appendChild(el("dt", null, pair[0])); clocks.appendChild(el("dd", null, pair[1])); });
   }
 
@@ -690,7 +716,7 @@
     radio.addEventListener("change", function () {
       replyForm.classList.toggle("note", mode() === "NOTE");
       attachButton.hidden = mode() === "NOTE"; // a file is a reply to the donor, never a note
-      input.placeholder = mode() === "NOTE" ? "An internal note: only staff see it." : "Reply to the donor. Enter sends, Shift+Enter a new line, / for canned responses.";
+      input.placeholder = mode() === "NOTE" ? t("An internal note: only staff see it.") : t("Reply to the donor. Enter sends, Shift+Enter a new line, / for canned responses.");
     });
   });
 
@@ -717,7 +743,7 @@
     if (!content.trim()) return;
     var key = newKey();
     var pending = { key: key, content: content, messageType: mode(), node: el("li", "desk-msg desk-msg-" + (mode() === "NOTE" ? "NOTE" : "ADMIN")) };
-    pending.node.appendChild(el("span", "desk-msg-meta", "Sending…"));
+    pending.node.appendChild(el("span", "desk-msg-meta", t("Sending…")));
     pending.node.appendChild(el("span", "desk-msg-body", content));
     messages.appendChild(pending.node);
     thread.pending.push(pending);
@@ -739,8 +765,8 @@
   function failPending(pending, reason) {
     thread.pending.splice(thread.pending.indexOf(pending), 1);
     pending.node.classList.add("desk-msg-failed");
-    var line = el("span", "desk-msg-retry", "Not sent: " + reason);
-    var retry = el("button", "button", "Retry");
+    var line = el("span", "desk-msg-retry", fmt("Not sent: %(reason)s", { reason: reason }));
+    var retry = el("button", "button", t("Retry"));
     retry.type = "button";
     retry.addEventListener("click", function () {
       line.remove();

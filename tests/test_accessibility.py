@@ -1,0 +1,77 @@
+"""axe-core (npm, pinned in package-lock.json) run in real Chromium on the three pages people use: the widget
+on a host page (its launcher and the chat inside the iframe), the donor page, and the console's conversation
+page. No serious or critical violation is allowed; the others are printed for a person to judge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Frame, Page, expect
+
+from chatservice.config import BASE_DIR
+from tests import browser as kit
+from tests.test_browser_donor import new_conversation, open_chat, post
+from tests.test_browser_widget import HOST, chat, host_sites, launcher, staff_says, widget_server  # noqa: F401
+from tests.test_browser_workspace import agents, log_in  # noqa: F401
+
+browser, chat_server, new_page = kit.browser, kit.chat_server, kit.new_page
+
+AXE = BASE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = {"serious", "critical"}
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make test` installs it (npm ci)")
+    return Path(AXE).read_text()
+
+
+def audit(target: Page | Frame, axe_source: str, name: str) -> None:
+    """Run axe in `target` (evaluated through the DevTools protocol, so the pages' CSP does not stop it)."""
+    target.evaluate(axe_source + ";0")
+    result = target.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    blocking = [v for v in result if v["impact"] in BLOCKING]
+    for violation in result:
+        print(f"{name}: {violation['impact']} {violation['id']}: {violation['help']} {violation['nodes'][:3]}")
+    assert not blocking, f"{name}: {blocking}"
+
+
+def test_the_widget_has_no_serious_violations(widget_server, host_sites, new_page, axe_source):  # noqa: F811
+    created = widget_server.api("POST", "/api/conversations", "donor-widget", json={"subject": "Accessibility"})
+    staff_says(widget_server, created.json()["conversationId"], "How can we help you today?")
+    page = new_page()
+    page.goto(f"{HOST}/campaigns/sylhet")
+    expect(page.locator("#careforall-chat .badge")).to_be_visible()
+    audit(page, axe_source, "widget closed (host page)")
+    launcher(page).click()
+    expect(chat(page).locator("#messages .content").last).to_have_text("How can we help you today?")
+    audit(page, axe_source, "widget open (host page)")
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    audit(frame, axe_source, "widget open (chat)")
+
+
+def test_the_donor_page_has_no_serious_violations(chat_server, new_page, axe_source):
+    conversation = new_conversation(chat_server, "Accessibility of the donor page")
+    post(chat_server, conversation, "Hello, how can we help?")
+    page = new_page()
+    page.goto(f"{chat_server.url}/chat/")
+    audit(page, axe_source, "donor page (signed out)")
+    open_chat(page, chat_server, conversation)
+    expect(page.locator("#messages .content").last).to_have_text("Hello, how can we help?")
+    audit(page, axe_source, "donor page (conversation)")
+
+
+def test_the_console_conversation_page_has_no_serious_violations(chat_server, agents, new_page, axe_source):  # noqa: F811
+    created = chat_server.api("POST", "/api/conversations", "donor-a11y", json={"subject": "Receipt missing"})
+    conversation = created.json()["conversationId"]
+    chat_server.api("POST", f"/api/conversations/{conversation}/messages", "donor-a11y", json={"content": "Hi!"})
+    page = new_page()
+    log_in(page, chat_server, "maria")
+    page.goto(f"{chat_server.url}/admin/desk/?c={conversation}")
+    expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    audit(page, axe_source, "console conversation page")
