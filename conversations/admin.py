@@ -23,6 +23,8 @@ from django.utils.http import urlencode
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 from django.utils.timezone import localtime
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from chatservice.authentication import principal_for_staff
 from chatservice.errors import ServiceError
@@ -41,11 +43,11 @@ PREVIEW_LENGTH = 80
 
 
 class AssignedFilter(admin.SimpleListFilter):
-    title = "assignment"
+    title = _("assignment")
     parameter_name = "assigned"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("yes", "Assigned"), ("no", "Unassigned"), ("me", "Assigned to me")]
+        return [("yes", _("Assigned")), ("no", _("Unassigned")), ("me", _("Assigned to me"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> QuerySet[Conversation]:
         if self.value() == "yes":
@@ -64,7 +66,7 @@ class InboxActionForm(helpers.ActionForm):
     a stale or forged choice reaches the action, which refuses it with a message: an invalid action form
     would only say "No action selected"."""
 
-    assignee = forms.CharField(required=False, label="Assign to:", widget=forms.Select)
+    assignee = forms.CharField(required=False, label=_("Assign to:"), widget=forms.Select)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,23 +124,23 @@ class ConversationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Conversation | None = None) -> bool:
         return False  # close or archive instead; history is kept
 
-    @admin.display(description="Conversation", ordering="subject")
+    @admin.display(description=_("Conversation"), ordering="subject")
     def title(self, obj: Conversation) -> str:
         return f"{obj.subject or obj.pk} · {obj.created_by}"
 
-    @admin.display(description="Assigned")
+    @admin.display(description=_("Assigned"))
     def assigned_admins(self, obj: Conversation) -> str:
         names = [p.display_name or p.user_id for p in obj.participants.all() if p.role == Role.ADMIN and p.assigned]
         return ", ".join(names) or "—"
 
-    @admin.display(description="Unread / waiting")
+    @admin.display(description=_("Unread / waiting"))
     def unread(self, obj: Conversation) -> str:
         """For the viewing staff member: their unread count when they take part; otherwise (and for
         triage) how long the donor has waited for an answer, so an unassigned conversation with an
         unanswered message never shows as nothing to do."""
         count = getattr(obj, "console_unread", None)
         waiting = (
-            f"waiting {timesince(obj.waiting_since, depth=1)}"
+            gettext("waiting %(time)s") % {"time": timesince(obj.waiting_since, depth=1)}
             if obj.waiting_since and obj.status == ConversationStatus.ACTIVE
             else ""
         )
@@ -146,7 +148,7 @@ class ConversationAdmin(admin.ModelAdmin):
             return format_html("<strong>{}</strong> {}", count, waiting)
         return waiting or ("0" if count == 0 else "—")
 
-    @admin.display(description="Last message")
+    @admin.display(description=_("Last message"))
     def last_message(self, obj: Conversation) -> str:
         # A plain str: the admin escapes it, so whatever a donor wrote is shown as text. SYSTEM notices
         # are not previews: the latest message people wrote is.
@@ -154,10 +156,10 @@ class ConversationAdmin(admin.ModelAdmin):
         if message is None:
             return "—"
         text = " ".join(message.content.split())  # one line in the list
-        note = "(note) " if message.message_type == MessageType.NOTE else ""
+        note = gettext("(note)") + " " if message.message_type == MessageType.NOTE else ""
         return f"{message.sender_name or message.sender_id}: {note}{Truncator(text).chars(PREVIEW_LENGTH)}"
 
-    @admin.display(description="Last activity", ordering="updated_at")
+    @admin.display(description=_("Last activity"), ordering="updated_at")
     def activity(self, obj: Conversation) -> str:
         return date_format(localtime(obj.updated_at), ACTIVITY_FORMAT)
 
@@ -171,7 +173,11 @@ class ConversationAdmin(admin.ModelAdmin):
             except ServiceError as exc:
                 self.message_user(request, f"{conversation.pk}: {exc.detail}", messages.ERROR)
         if count:
-            self.message_user(request, f"{count} conversation(s) {done}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("%(count)s conversation(s) %(done)s.") % {"count": count, "done": done},
+                messages.SUCCESS,
+            )
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Conversation], status: str, done: str) -> None:
         self._apply(
@@ -181,22 +187,24 @@ class ConversationAdmin(admin.ModelAdmin):
             done,
         )
 
-    @admin.action(description="Assign to me")
+    @admin.action(description=_("Assign to me"))
     def assign_to_me(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         self._apply(
             request,
             queryset,
             lambda c, actor: services.conversation_assign(conversation=c, actor=actor, admin_id=actor.user_id),
-            "assigned to you",
+            gettext("assigned to you"),
         )
 
-    @admin.action(description="Assign to staff member (choose below)")
+    @admin.action(description=_("Assign to staff member (choose below)"))
     def assign_to_staff(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
         """Assign to the staff member picked in the action bar. The target must be an active staff user
         (assigned under the chat id their console acts as); anything else changes nothing."""
         username = (request.POST.get("assignee") or "").strip()
         if not username:
-            self.message_user(request, "Choose the staff member to assign to; nothing was changed.", messages.ERROR)
+            self.message_user(
+                request, gettext("Choose the staff member to assign to; nothing was changed."), messages.ERROR
+            )
             return
         user_model = get_user_model()
         target = user_model.objects.filter(
@@ -204,7 +212,9 @@ class ConversationAdmin(admin.ModelAdmin):
         ).first()
         if target is None:
             self.message_user(
-                request, f"{username} is not an active staff member; nothing was changed.", messages.ERROR
+                request,
+                gettext("%(username)s is not an active staff member; nothing was changed.") % {"username": username},
+                messages.ERROR,
             )
             return
         admin_id = staff_chat_id(target)  # the id the console acts as for that person
@@ -212,17 +222,17 @@ class ConversationAdmin(admin.ModelAdmin):
             request,
             queryset,
             lambda c, actor: services.conversation_assign(conversation=c, actor=actor, admin_id=admin_id),
-            f"assigned to {admin_id}",
+            gettext("assigned to %(admin)s") % {"admin": admin_id},
         )
 
-    @admin.action(description="Close")
+    @admin.action(description=_("Close"))
     def close(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        self._set_status(request, queryset, ConversationStatus.CLOSED, "closed")
+        self._set_status(request, queryset, ConversationStatus.CLOSED, gettext("closed"))
 
-    @admin.action(description="Archive")
+    @admin.action(description=_("Archive"))
     def archive(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        self._set_status(request, queryset, ConversationStatus.ARCHIVED, "archived")
+        self._set_status(request, queryset, ConversationStatus.ARCHIVED, gettext("archived"))
 
-    @admin.action(description="Reopen")
+    @admin.action(description=_("Reopen"))
     def reopen(self, request: HttpRequest, queryset: QuerySet[Conversation]) -> None:
-        self._set_status(request, queryset, ConversationStatus.ACTIVE, "reopened")
+        self._set_status(request, queryset, ConversationStatus.ACTIVE, gettext("reopened"))

@@ -252,9 +252,21 @@ def test_files_both_ways_in_the_workspace(chat_server, agents, new_page):
     )
     chip = page.locator(".desk-msg-ADMIN .desk-file").filter(has_text="tax-receipt-2026.pdf")
     expect(chip.locator(".desk-file-size")).to_have_text(f"{len(PDF_BYTES)} bytes")
+    # Or dropped on the conversation.
+    page.evaluate(
+        """() => {
+            const data = new DataTransfer();
+            data.items.add(new File(["Gift Aid declaration\\n"], "gift-aid.txt", { type: "text/plain" }));
+            const pane = document.querySelector("[data-desk-thread]");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                pane.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+            }
+        }"""
+    )
+    expect(page.locator(".desk-msg-ADMIN .desk-file").filter(has_text="gift-aid.txt")).to_be_visible()
     history = chat_server.api("GET", f"/api/conversations/{conversation}/messages", "donor-f").json()["results"]
     files = [m["metadata"]["name"] for m in history if m["messageType"] == "FILE"]
-    assert files == ["receipt.jpg", "tax-receipt-2026.pdf"]
+    assert files == ["receipt.jpg", "tax-receipt-2026.pdf", "gift-aid.txt"]
     # A note cannot carry a file.
     page.locator("[data-desk-mode][value=NOTE]").check()
     expect(page.locator("[data-desk-attach]")).to_be_hidden()

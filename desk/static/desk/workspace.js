@@ -518,6 +518,26 @@
     fileInput.value = "";
     files.forEach(uploadFile);
   });
+  // Files dropped on the open conversation are attached like the paperclip's (replies only, never notes).
+  var threadPane = $("[data-desk-thread]");
+  function canDrop(event) {
+    return state.current && mode() !== "NOTE" && !replyForm.hidden && event.dataTransfer && Array.prototype.indexOf.call(event.dataTransfer.types, "Files") >= 0;
+  }
+  threadPane.addEventListener("dragover", function (event) {
+    if (!canDrop(event)) return;
+    event.preventDefault();
+    threadPane.classList.add("desk-dropping");
+  });
+  threadPane.addEventListener("dragleave", function (event) {
+    if (!threadPane.contains(event.relatedTarget)) threadPane.classList.remove("desk-dropping");
+  });
+  threadPane.addEventListener("drop", function (event) {
+    threadPane.classList.remove("desk-dropping");
+    if (!canDrop(event) || !event.dataTransfer.files.length) return;
+    event.preventDefault();
+    Array.prototype.slice.call(event.dataTransfer.files).forEach(uploadFile);
+  });
+
   function uploadFile(file) {
     if (!state.current) return;
     var conversation = state.current;
