@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +106,23 @@ class LiveServer:
         self.start()
 
 
-@pytest.fixture(scope="module")
-def chat_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
-    directory = tmp_path_factory.mktemp("live-server")
-    env = server_env(keypair[1].decode(), f"sqlite:///{directory / 'chat.sqlite3'}")
-    migrate(env)
-    server = LiveServer(env, keypair[0], directory)
+@contextmanager
+def live_server(keypair: tuple[bytes, bytes], directory: Path, **env: str) -> Iterator[LiveServer]:
+    """A started LiveServer on its own migrated SQLite file in `directory`, with `env` added."""
+    environment = server_env(keypair[1].decode(), f"sqlite:///{directory / 'chat.sqlite3'}", **env)
+    migrate(environment)
+    server = LiveServer(environment, keypair[0], directory)
     server.start()
     try:
         yield server
     finally:
         server.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def chat_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
+    with live_server(keypair, tmp_path_factory.mktemp("live-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

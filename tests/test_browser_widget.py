@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests import browser as kit
 from tests.browser import LiveServer
-from tests.servers import free_port, migrate, server_env
+from tests.servers import free_port
 
 browser, new_page = kit.browser, kit.new_page
 
@@ -94,15 +93,8 @@ OPENER_PAGE = """<!doctype html><html><head><meta charset="utf-8"></head><body><
 
 @pytest.fixture(scope="module")
 def widget_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
-    directory = tmp_path_factory.mktemp("widget-server")
-    env = server_env(keypair[1].decode(), f"sqlite:///{directory / 'chat.sqlite3'}", CHAT_WIDGET_ALLOWED_ORIGINS=HOST)
-    migrate(env)
-    server = LiveServer(env, keypair[0], directory)
-    server.start()
-    try:
+    with kit.live_server(keypair, tmp_path_factory.mktemp("widget-server"), CHAT_WIDGET_ALLOWED_ORIGINS=HOST) as server:
         yield server
-    finally:
-        server.stop(signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")

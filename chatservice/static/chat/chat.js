@@ -627,15 +627,7 @@
       resendPending();
       scheduleRead();
     });
-    ws.addEventListener("message", (event) => {
-      let frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch {
-        return;
-      }
-      onFrame(frame);
-    });
+    onFrames(ws, onFrame);
     ws.addEventListener("close", (event) => {
       if (state.ws !== ws) return;
       state.ws = null;
@@ -655,15 +647,32 @@
     });
   }
 
+  // Exponential backoff with jitter, so clients dropped together do not return together.
+  function backoff(attempt) {
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  // Each JSON frame of a socket to `handle`; anything else is not from this service and is dropped.
+  function onFrames(ws, handle) {
+    ws.addEventListener("message", (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      handle(frame);
+    });
+  }
+
   function scheduleReconnect() {
     if (state.stopped || state.reconnectTimer) return;
     if (!navigator.onLine) {
       setConnection("offline", t("Offline: waiting for the network"));
       return; // the "online" event reconnects
     }
-    // Exponential backoff with jitter, so clients dropped together do not return together.
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    const delay = backoff(state.attempt);
     state.attempt += 1;
     const seconds = Math.ceil(delay / 1000);
     setConnection("reconnecting", format("Reconnecting in %(seconds)s s…", { seconds: seconds.toLocaleString(LOCALE) }));
@@ -998,13 +1007,7 @@
         // the events still arrive; the next reconnect reloads
       }
     });
-    ws.addEventListener("message", (event) => {
-      let frame;
-      try {
-        frame = JSON.parse(event.data);
-      } catch {
-        return;
-      }
+    onFrames(ws, (frame) => {
       if (frame.conversation) unread.set(frame.conversation.conversationId, frame.conversation.unreadCount || 0);
       else if (frame.type === "inbox_message" || frame.type === "conversation_read") {
         unread.set(frame.conversationId, frame.unreadCount || 0);
@@ -1014,9 +1017,8 @@
     });
     ws.addEventListener("close", (event) => {
       if (inbox.ws !== ws || FATAL_CLOSE[event.code]) return;
-      const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** inbox.attempt);
+      inbox.timer = setTimeout(watchInbox, backoff(inbox.attempt));
       inbox.attempt += 1;
-      inbox.timer = setTimeout(watchInbox, delay / 2 + (Math.random() * delay) / 2);
     });
   }
 
