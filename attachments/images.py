@@ -4,7 +4,9 @@ whatever else the file carried (EXIF with GPS positions, comments, trailing data
 Decoding is where memory goes: an image is refused before decoding when its pixels exceed
 CHAT_ATTACHMENT_MAX_PIXELS (a "decompression bomb": a small file that decodes to gigabytes), and at most
 IMAGE_SLOTS images are decoded at once per process, so a worker's memory for images is bounded by
-IMAGE_SLOTS x max pixels x 4 bytes.
+IMAGE_SLOTS x max pixels x 4 bytes. Only the first frame is ever decoded: an animated GIF or WebP is stored
+as a still image. (Pillow grows an image to a later frame's declared size, and its writers keep a copy of
+every frame: a few-KB animation could claim gigabytes, which no first-frame check sees.)
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ IMAGE_SLOTS = 2
 # How long an upload waits for a decoding slot before it is told to retry (503).
 SLOT_WAIT_S = 30.0
 THUMBNAIL_BOX = (320, 320)
-# Animated images are bounded by frames as well: each frame is decoded and encoded again.
-MAX_FRAMES = 300
 PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF"}
 
 _slots = threading.BoundedSemaphore(IMAGE_SLOTS)
@@ -63,20 +63,14 @@ def _reencode(data: bytes, content_type: str, max_pixels: int) -> CleanImage:
         image = Image.open(io.BytesIO(data), formats=[fmt])  # reads the header only
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageRefused("The image could not be read.", "attachment_unreadable") from exc
-    width, height = image.size
-    frames = getattr(image, "n_frames", 1)
+    width, height = image.size  # the header's (a GIF's logical screen): what decoding frame 0 allocates
     if width * height > max_pixels:
         raise ImageRefused(
             f"The image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
             "attachment_image_too_large",
         )
-    if frames > MAX_FRAMES:
-        raise ImageRefused(f"The image has {frames} frames; at most {MAX_FRAMES}.", "attachment_image_too_large")
     try:
-        if frames > 1:
-            out, first = _animated(image, fmt)
-        else:
-            out, first = _still(image, fmt)
+        out, first = _still(image, fmt)
         thumbnail = _thumbnail(first)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # truncated or corrupt data
         raise ImageRefused("The image could not be read.", "attachment_unreadable") from exc
@@ -97,17 +91,6 @@ def _still(image: Image.Image, fmt: str) -> tuple[bytes, Image.Image]:
     out = io.BytesIO()
     upright.save(out, format=fmt, **options)
     return out.getvalue(), upright
-
-
-def _animated(image: Image.Image, fmt: str) -> tuple[bytes, Image.Image]:
-    duration, loop = image.info.get("duration", 100), image.info.get("loop", 0)
-    image.seek(0)
-    image.load()
-    first = image.copy()
-    image.info = {}
-    out = io.BytesIO()
-    image.save(out, format=fmt, save_all=True, duration=duration, loop=loop)
-    return out.getvalue(), first
 
 
 def _thumbnail(image: Image.Image) -> bytes:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.conf import settings
-
 from attachments.links import download_path
 from attachments.models import Attachment
 from chatservice.authentication import Principal
@@ -28,10 +26,11 @@ def reference_of(metadata: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def describe(attachment: Attachment, *, base_url: str | None = None) -> dict[str, Any]:
-    """The attachment as FILE metadata and upload answers show it; urls are the authenticated download
-    paths, absolute with `base_url` (default: CHAT_PUBLIC_URL)."""
-    base = (base_url if base_url is not None else settings.CHAT["PUBLIC_URL"]).rstrip("/")
+def describe(attachment: Attachment, *, base_url: str = "") -> dict[str, Any]:
+    """The attachment as FILE metadata and upload answers show it; urls are the authenticated download paths.
+    Stored in messages they stay relative to the service (no host that could change or be guessed wrong: the
+    public URL defaults to localhost); an upload's answer makes them absolute with the request's `base_url`."""
+    base = base_url.rstrip("/")
     described: dict[str, Any] = {
         REFERENCE_KEY: attachment.id,
         "url": base + download_path(attachment.id),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -28,6 +29,19 @@ class UploadRefused(ServiceError):
     def __init__(self, detail: str, *, code: str, status_code: int) -> None:
         super().__init__(detail, code=code)
         self.status_code = status_code
+
+
+# Uploads not yet sent in a message ("drafts") a person may hold from the last DRAFT_WINDOW: a client cannot
+# fill the storage with files nobody sees (20 x 10 MiB a day per person at most); an abandoned draft stops
+# counting after the window. Sending a draft in a FILE message frees its place at once.
+MAX_DRAFTS = 20
+DRAFT_WINDOW = timedelta(hours=24)
+
+
+class TooManyDrafts(ServiceError):
+    status_code = 429
+    code = "attachment_drafts_limit"
+    default_detail = f"You have {MAX_DRAFTS} files uploaded and not sent; send or wait for them before uploading more."
 
 
 class ScannerDown(ServiceError):
@@ -68,6 +82,14 @@ def attachment_upload(*, conversation: Conversation, uploader: Principal, upload
     checked). Nothing is stored unless every check passed; a storage or database failure leaves no file."""
     if conversation.status == ConversationStatus.ARCHIVED:
         raise ConversationClosed("The conversation is archived; nothing can be added to it.")
+    drafts = Attachment.objects.filter(
+        uploader_id=uploader.user_id,
+        uploader_role=uploader.role,
+        shared_at__isnull=True,
+        created_at__gte=timezone.now() - DRAFT_WINDOW,
+    )
+    if drafts.count() >= MAX_DRAFTS:
+        raise TooManyDrafts()
     data = upload.data
     if len(data) > max_bytes():
         raise too_large(len(data))
@@ -137,6 +159,7 @@ def _scan(data: bytes) -> None:
 
 
 def _delete_files(storage: Storage, keys: list[str]) -> None:
+    """Best effort, for a failed upload: its files must not outlive it, and nothing else knows of them."""
     for key in keys:
         try:
             storage.delete(key)
@@ -145,16 +168,18 @@ def _delete_files(storage: Storage, keys: list[str]) -> None:
 
 
 def attachments_erase(*, user_id: str, role: str, dry_run: bool = False) -> int:
-    """Delete every attachment `user_id` with `role` uploaded, files first, then rows (a run stopped half-way
-    is completed by running it again). Returns how many there were."""
+    """Delete every attachment `user_id` with `role` uploaded. Each row goes only once its files are gone: a
+    storage failure stops the erasure with the row (and so the way to its files) still there, and running it
+    again completes it. Returns how many there were."""
     rows = list(Attachment.objects.filter(uploader_id=user_id, uploader_role=role))
     if dry_run or not rows:
         return len(rows)
     storage = attachment_storage()
     for attachment in rows:
-        _delete_files(storage, [k for k in (attachment.storage_key, attachment.thumbnail_key) if k])
-    with atomic():
-        Attachment.objects.filter(pk__in=[a.pk for a in rows]).delete()
+        for key in (attachment.storage_key, attachment.thumbnail_key):
+            if key:
+                storage.delete(key)  # raises on failure; a missing file is not one (Storage.delete)
+        Attachment.objects.filter(pk=attachment.pk).delete()
     return len(rows)
 
 

@@ -58,7 +58,7 @@ class AttachmentUploadView(APIView):
                 ("parse_error", "unsupported_media_type", "file_required", "attachment_empty", "not_found"),
                 ("conversation_closed", "attachment_too_large", "attachment_type_unsupported"),
                 ("attachment_infected", "attachment_image_too_large", "attachment_unreadable"),
-                ("attachment_scanner_unavailable", "attachment_busy"),
+                ("attachment_drafts_limit", "attachment_scanner_unavailable", "attachment_busy"),
             ),
         },
     )

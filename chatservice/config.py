@@ -97,7 +97,9 @@ NOTIFY_TIMINGS = {"NOTIFY_DELAY_S": (120.0, 0.0, 86400.0), "NOTIFY_MIN_INTERVAL_
 DONOR_URL_PLACEHOLDER = "{conversationId}"
 SMTP_TIMEOUT_S = 10  # per SMTP command: a stuck mail server holds a job thread no longer than this
 # Attachments (attachments/): what a donor may upload, where it goes, and how long a signed link lasts.
-ATTACHMENT_MAX_BYTES = (10 * 1024 * 1024, 1024, 1024 * 1024 * 1024)
+# At most 100 MiB: an accepted upload is read into memory once for its checks, and clamd must be told to take
+# as much (its StreamMaxLength, 25 MB by default) or every larger upload is refused as a scanner failure.
+ATTACHMENT_MAX_BYTES = (10 * 1024 * 1024, 1024, 100 * 1024 * 1024)
 # What this service can recognise by content and serve safely; CHAT_ATTACHMENT_TYPES picks among them.
 ATTACHMENT_SUPPORTED_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "application/pdf", "text/plain")
 ATTACHMENT_STORAGES = frozenset({"filesystem", "s3"})

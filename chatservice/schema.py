@@ -199,9 +199,12 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "attachment_infected": ErrorCode(422, "The virus scanner found something; nothing was stored."),
     "attachment_image_too_large": ErrorCode(
-        422, "The image decodes to more than `CHAT_ATTACHMENT_MAX_PIXELS` pixels (24 MP) or 300 frames."
+        422, "The image decodes to more than `CHAT_ATTACHMENT_MAX_PIXELS` pixels (24 MP)."
     ),
     "attachment_unreadable": ErrorCode(422, "The image is corrupt or truncated."),
+    "attachment_drafts_limit": ErrorCode(
+        429, "The caller holds 20 uploads from the last 24 h that no message has sent; send them or wait."
+    ),
     "attachment_scanner_unavailable": ErrorCode(
         503, "`CLAMAV_URL` is set and the scanner cannot be reached: uploads fail closed."
     ),
@@ -236,6 +239,7 @@ STATUS_SUMMARIES = {
     413: "Body too large.",
     415: "Body is not JSON, or (uploads) not an accepted kind of file.",
     422: "The upload was understood and refused.",
+    429: "Too many at once; try again later.",
     431: "Headers too large.",
     503: "A service this operation needs is unavailable; try again later.",
 }
@@ -250,6 +254,7 @@ ERROR_COMPONENT_NAMES = {
     413: "RequestTooLargeError",
     415: "UnsupportedMediaTypeError",
     422: "UnprocessableUploadError",
+    429: "TooManyRequestsError",
     431: "RequestHeadersTooLargeError",
     503: "UnavailableError",
 }

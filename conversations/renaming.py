@@ -37,6 +37,7 @@ class Renamed:
     messages: int = 0
     notices: int = 0
     conversations_created: int = 0
+    attachments: int = 0
     conversation_ids: set[str] = field(default_factory=set)
 
 
@@ -53,9 +54,17 @@ def replace_whole_word(value: Any, old: str, new: str) -> Any:
 
 
 def rename_person(
-    *, old: str, new: str, role: str, conversation_model: Any, participant_model: Any, message_model: Any
+    *,
+    old: str,
+    new: str,
+    role: str,
+    conversation_model: Any,
+    participant_model: Any,
+    message_model: Any,
+    attachment_model: Any = None,
 ) -> Renamed:
-    """Move (old, role) to (new, role) everywhere. Run inside a transaction."""
+    """Move (old, role) to (new, role) everywhere, their uploads included (`attachment_model`: None for the
+    migration that ran before attachments existed). Run inside a transaction."""
     done = Renamed()
     if old == new:
         return done
@@ -116,4 +125,6 @@ def rename_person(
         if participant_model.objects.filter(conversation_id=conversation.pk, user_id=new, role=role).exists():
             conversation_model.objects.filter(pk=conversation.pk).update(created_by=new)
             done.conversations_created += 1
+    if attachment_model is not None:
+        done.attachments = attachment_model.objects.filter(uploader_id=old, uploader_role=role).update(uploader_id=new)
     return done

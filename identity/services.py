@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from attachments.models import Attachment
 from chatservice.authentication import STAFF_ID_PREFIX, USER_ID_MAX_LENGTH
 from chatservice.db import atomic
 from chatservice.errors import Conflict, ServiceError
@@ -49,6 +50,7 @@ def staff_link(*, user: Any, subject: str) -> Renamed:
             conversation_model=Conversation,
             participant_model=Participant,
             message_model=Message,
+            attachment_model=Attachment,
         )
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from PIL import ExifTags, Image
 
 from attachments.models import Attachment
+from attachments.services import attachment_storage
 from conversations import services as conversation_services
 from conversations.models import Conversation
 from messaging.models import Message
@@ -234,7 +235,7 @@ def test_a_file_message_is_described_by_the_server(donor, agent, conversation):
     metadata = sent.json()["metadata"]
     assert metadata["name"] == "scan.png" and metadata["contentType"] == "image/png"
     assert metadata["size"] == uploaded["size"] and metadata["note"] == "front"
-    assert metadata["url"] == f"{settings.CHAT['PUBLIC_URL']}/api/attachments/{uploaded['attachmentId']}"
+    assert metadata["url"] == f"/api/attachments/{uploaded['attachmentId']}"  # relative to the service
     assert "thumbnailUrl" in metadata
     history = agent.get(f"/api/conversations/{conversation.pk}/messages").json()["results"]
     assert history[-1]["metadata"] == metadata
@@ -336,3 +337,59 @@ def test_stored_files_are_private_to_the_service(donor, conversation):
     upload(donor, conversation.pk, PDF_BYTES)
     (path,) = stored_files()
     assert os.stat(path).st_mode & 0o077 == 0
+
+
+def gif_with_a_huge_second_frame() -> bytes:
+    """A 2-frame GIF whose header and first frame say 1x1 and whose second frame claims 65535x65535: Pillow
+    grows the image to a later frame's size, so decoding frames past the first would allocate gigabytes."""
+    header = b"GIF89a" + (1).to_bytes(2, "little") * 2 + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff"
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+
+    def frame(width: int, height: int) -> bytes:
+        descriptor = (
+            b"\x2c" + b"\x00\x00\x00\x00" + width.to_bytes(2, "little") + height.to_bytes(2, "little") + b"\x00"
+        )
+        return b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + descriptor + b"\x02\x02\x44\x01\x00"
+
+    return header + loop + frame(1, 1) + frame(65535, 65535) + b"\x3b"
+
+
+def test_an_animation_is_stored_as_its_first_frame_and_never_decodes_past_it(donor, conversation):
+    data = gif_with_a_huge_second_frame()
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    response = upload(donor, conversation.pk, data, "anim.gif", "image/gif")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["width"], body["height"]) == (1, 1)
+    _, stored = download(donor, f"/api/attachments/{body['attachmentId']}")
+    assert getattr(Image.open(io.BytesIO(stored)), "n_frames", 1) == 1
+
+
+def test_an_erasure_that_cannot_delete_a_file_keeps_its_row_and_a_rerun_completes(donor, conversation):
+    from conversations.services import user_erase
+
+    upload(donor, conversation.pk, png(), "a.png", "image/png")
+    storage_class = type(attachment_storage())
+    with mock.patch.object(storage_class, "delete", side_effect=OSError("disk gone")), pytest.raises(OSError):
+        user_erase(user_id="u1", role="USER")
+    assert Attachment.objects.count() == 1 and len(stored_files()) == 2  # still findable, still there
+    assert user_erase(user_id="u1", role="USER").attachments_deleted == 1
+    assert Attachment.objects.count() == 0 and stored_files() == []
+
+
+def test_renaming_a_person_moves_their_uploads(agent, conversation):
+    from conversations.models import Participant
+    from conversations.renaming import rename_person
+
+    attachment_id = upload(agent, conversation.pk, PDF_BYTES).json()["attachmentId"]
+    renamed = rename_person(
+        old="agent1",
+        new="agent-one",
+        role="ADMIN",
+        conversation_model=Conversation,
+        participant_model=Participant,
+        message_model=Message,
+        attachment_model=Attachment,
+    )
+    assert renamed.attachments == 1
+    assert Attachment.objects.get(pk=attachment_id).uploader_id == "agent-one"

@@ -282,3 +282,31 @@ def test_the_widget_speaks_bengali_when_the_host_says_so(widget_server, host_sit
     page.keyboard.press("Enter")
     expect(frame.locator("#messages li.mine .sender").last).to_have_text("আপনি")
     kit.document(page, "widget-bn")
+
+
+def test_another_donor_on_the_same_page_starts_afresh_and_a_double_enter_sends_once(
+    widget_server, host_sites, new_page
+):
+    first = widget_server.api("POST", "/api/conversations", DONOR, json={"subject": "The first donor's"})
+    assert first.status_code == 201
+    page = new_page()
+    page.goto(f"{HOST}/campaigns/sylhet")
+    launcher(page).click()
+    expect(chat(page).locator("#chat-title")).to_have_text(re.compile("."))
+    # The host page signs another donor in without a reload: nothing of the first may remain.
+    newcomer = widget_server.mint("donor-newcomer", ttl=3600)
+    page.evaluate(f"CareForAllChat.identify({newcomer!r})")
+    expect(chat(page).locator("#chat-title")).to_have_text("How can we help?")
+    expect(chat(page).locator("#messages li")).to_have_count(0)
+    box = chat(page).locator("#message")
+    box.fill("Is my donation tax deductible?")
+    box.press("Enter")
+    box.press("Enter")  # again, while the conversation is still being created
+    expect(chat(page).locator("#messages li.mine")).to_have_count(1)
+    expect(chat(page).locator("#messages li.mine").last).to_have_attribute("data-status", re.compile("sent|read"))
+    mine = widget_server.api("GET", "/api/conversations", "donor-newcomer").json()
+    assert mine["count"] == 1
+    history = widget_server.api(
+        "GET", f"/api/conversations/{mine['results'][0]['conversationId']}/messages", "donor-newcomer"
+    ).json()["results"]
+    assert [m["content"] for m in history if m["messageType"] != "SYSTEM"] == ["Is my donation tax deductible?"]

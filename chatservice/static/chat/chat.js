@@ -464,7 +464,15 @@
       return;
     }
     showAlert("");
-    if (!(await ensureConversation())) return;
+    if (!state.conversationId) {
+      // Taken out of the box first, so a second Enter while the conversation is being created sends nothing;
+      // put back if it cannot be created.
+      ui.input.value = "";
+      if (!(await ensureConversation())) {
+        ui.input.value = content;
+        return;
+      }
+    }
     const clientMessageId = randomId();
     const el = buildBubble(
       { clientMessageId, content, senderId: state.me, senderRole: "USER", messageType: "TEXT" },
@@ -634,6 +642,7 @@
       state.remoteTypers.forEach((_, userId) => stopRemoteTyping(userId));
       if (FATAL_CLOSE[event.code]) {
         state.stopped = true;
+        state.refused = event.code === 4401; // a refreshed token (identify) may start it again
         setConnection("offline", t("Offline"));
         showAlert(FATAL_CLOSE[event.code]);
         return;
@@ -921,9 +930,16 @@
     ui.loadOlder.hidden = true;
   }
 
+  // One conversation however many sends or drops race to create it (two Enters in the fresh widget).
+  let creating = null;
   async function ensureConversation() {
     if (state.conversationId) return true;
-    return openConversation(state.token, "", t("Support Request"));
+    if (!creating) {
+      creating = openConversation(state.token, "", t("Support Request")).finally(() => {
+        creating = null;
+      });
+    }
+    return creating;
   }
 
   if (ui.openForm) ui.openForm.addEventListener("submit", async (event) => {
@@ -951,10 +967,30 @@
   }
 
   async function identify(token, remembered) {
+    const person = userFromToken(token);
+    if (state.token && person !== state.me) {
+      // Another donor on the same page (the host switched accounts): nothing of the previous one may go on.
+      closeConversation();
+      stopInbox();
+      unread.clear();
+      publishUnread();
+      state.token = null;
+      remembered = null;
+    }
     const refresh = Boolean(state.token);
     state.token = token; // a refreshed token: every later request and reconnect uses it
-    state.me = userFromToken(token);
-    if (refresh) return;
+    state.me = person;
+    if (refresh) {
+      // Sockets a stale token had closed (4401) start again with this one.
+      if (state.refused && state.conversationId) {
+        state.refused = false;
+        state.stopped = false;
+        showAlert("");
+        connect();
+      }
+      if (!inbox.ws) watchInbox();
+      return;
+    }
     watchInbox();
     if (remembered && (await openConversation(token, remembered, "", { quiet: true }))) return;
     await resume(token);
@@ -1016,10 +1052,21 @@
       publishUnread();
     });
     ws.addEventListener("close", (event) => {
-      if (inbox.ws !== ws || FATAL_CLOSE[event.code]) return;
+      if (inbox.ws !== ws) return;
+      if (FATAL_CLOSE[event.code]) {
+        inbox.ws = null; // a refreshed token starts it again (identify)
+        return;
+      }
       inbox.timer = setTimeout(watchInbox, backoff(inbox.attempt));
       inbox.attempt += 1;
     });
+  }
+
+  function stopInbox() {
+    clearTimeout(inbox.timer);
+    const ws = inbox.ws;
+    inbox.ws = null; // its close event is then ignored
+    if (ws) ws.close();
   }
 
   const FOCUSABLE = "button, [href], input, textarea, select, [tabindex]:not([tabindex='-1'])";
@@ -1092,6 +1139,7 @@
       resumeFrom: null,
       attempt: 0,
       stopped: false,
+      refused: false,
       readSentIndex: -1,
       visibleOthers: new Set(),
     });
