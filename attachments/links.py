@@ -37,11 +37,8 @@ def download_path(attachment_id: str, variant: str = "original") -> str:
 def signed_path(attachment_id: str, variant: str) -> tuple[str, datetime]:
     value = _value(attachment_id, variant)
     signed = signing.TimestampSigner(salt=SALT).sign(value)
-    query = (
-        {"variant": variant, "sig": signed[len(value) + 1 :]}
-        if variant != "original"
-        else {"sig": signed[len(value) + 1 :]}
-    )
+    query = {"variant": variant} if variant != "original" else {}
+    query["sig"] = signed[len(value) + 1 :]
     expires = timezone.now() + timedelta(seconds=settings.CHAT["ATTACHMENT_LINK_TTL_S"])
     return f"/api/attachments/{attachment_id}?{urlencode(query)}", expires
 

@@ -8,21 +8,22 @@ from typing import Any
 
 from attachments.links import download_path
 from attachments.models import Attachment
+from attachments.selectors import AttachmentNotFound
 from chatservice.authentication import Principal
-from chatservice.errors import NotFound, ServiceError
+from chatservice.errors import ServiceError
 
 REFERENCE_KEY = "attachmentId"
+FILE_TYPE = "FILE"  # messaging.models.MessageType.FILE (messaging imports this module)
 # What the server fills in from the stored attachment; a client's values for these are replaced.
 DESCRIBED_KEYS = ("url", "name", "contentType", "size", "thumbnailUrl", "width", "height")
 
 
-class AttachmentUnknown(NotFound):
-    code = "attachment_not_found"
-    default_detail = "metadata.attachmentId names no attachment you uploaded to this conversation."
+UNKNOWN_REFERENCE = "metadata.attachmentId names no attachment you uploaded to this conversation."
 
 
-def reference_of(metadata: Mapping[str, Any]) -> str | None:
-    value = metadata.get(REFERENCE_KEY)
+def reference_of(message_type: str, metadata: Mapping[str, Any]) -> str | None:
+    """The upload a message references: a FILE message's metadata.attachmentId (None for anything else)."""
+    value = metadata.get(REFERENCE_KEY) if message_type == FILE_TYPE else None
     return value if isinstance(value, str) else None
 
 
@@ -49,11 +50,11 @@ def resolve(items: Sequence[tuple[str, Principal, dict[str, Any]]]) -> list[dict
     """For each (conversation id, sender, metadata) of a FILE message: None when it references no upload,
     else the metadata with the upload described, or the error when the sender cannot reference it (one
     they did not upload, in another conversation, or none at all). One query for all."""
-    wanted = {ref for _, _, metadata in items if (ref := reference_of(metadata))}
+    wanted = {ref for _, _, metadata in items if (ref := reference_of(FILE_TYPE, metadata))}
     found = {a.pk: a for a in Attachment.objects.filter(pk__in=sorted(wanted))} if wanted else {}
     results: list[dict[str, Any] | ServiceError | None] = []
     for conversation_id, sender, metadata in items:
-        ref = reference_of(metadata)
+        ref = reference_of(FILE_TYPE, metadata)
         if ref is None:
             results.append(None)
             continue
@@ -63,7 +64,7 @@ def resolve(items: Sequence[tuple[str, Principal, dict[str, Any]]]) -> list[dict
             or attachment.conversation_id != conversation_id
             or (attachment.uploader_id, attachment.uploader_role) != (sender.user_id, sender.role)
         ):
-            results.append(AttachmentUnknown())
+            results.append(AttachmentNotFound(UNKNOWN_REFERENCE))
             continue
         kept = {k: v for k, v in metadata.items() if k not in DESCRIBED_KEYS}
         results.append({**kept, **describe(attachment)})

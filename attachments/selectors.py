@@ -8,12 +8,23 @@ from chatservice.errors import NotFound
 from conversations.selectors import conversation_access
 
 
+class AttachmentNotFound(NotFound):
+    code = "attachment_not_found"
+    default_detail = "Attachment not found."
+
+
+def attachment_by_id(attachment_id: str) -> Attachment:
+    """Any attachment: for a signed link, whose signature is the authority."""
+    attachment = Attachment.objects.filter(pk=attachment_id).first()
+    if attachment is None:
+        raise AttachmentNotFound()
+    return attachment
+
+
 def attachment_get(*, viewer: Principal, attachment_id: str) -> Attachment:
     """The attachment if `viewer` may fetch it: its uploader (id and role) always; once a FILE message
     shared it, staff and the conversation's participants."""
-    attachment = Attachment.objects.filter(pk=attachment_id).first()
-    if attachment is None:
-        raise NotFound("Attachment not found.", code="attachment_not_found")
+    attachment = attachment_by_id(attachment_id)
     if (attachment.uploader_id, attachment.uploader_role) == (viewer.user_id, viewer.role):
         return attachment
     if (
@@ -21,12 +32,4 @@ def attachment_get(*, viewer: Principal, attachment_id: str) -> Attachment:
         and conversation_access(viewer=viewer, conversation_id=attachment.conversation_id).allowed
     ):
         return attachment
-    raise NotFound("Attachment not found.", code="attachment_not_found")
-
-
-def attachment_by_id(attachment_id: str) -> Attachment:
-    """For a signed link, whose signature is the authority."""
-    attachment = Attachment.objects.filter(pk=attachment_id).first()
-    if attachment is None:
-        raise NotFound("Attachment not found.", code="attachment_not_found")
-    return attachment
+    raise AttachmentNotFound()

@@ -19,7 +19,7 @@ from attachments.models import Attachment
 from attachments.references import describe
 from attachments.serializers import AttachmentLinkSerializer, AttachmentSerializer, DownloadQuery, UploadInput
 from chatservice import metrics
-from chatservice.errors import NotFound, PermissionDenied, ServiceError
+from chatservice.errors import PermissionDenied, ServiceError
 from chatservice.schema import ALWAYS_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations.selectors import conversation_get
 from conversations.views import query_of
@@ -103,7 +103,7 @@ class AttachmentDownloadView(APIView):
             try:
                 links.check(attachment_id, variant, sig)
             except links.LinkInvalid:
-                raise NotFound("Attachment not found.", code="attachment_not_found") from None
+                raise selectors.AttachmentNotFound() from None
             except links.LinkExpired:
                 raise PermissionDenied(
                     "This link has expired; ask for a new one.", code="attachment_link_expired"
@@ -119,7 +119,7 @@ class AttachmentDownloadView(APIView):
 def _file_response(attachment: Attachment, variant: str, *, signed: bool) -> FileResponse:
     key = attachment.storage_key if variant == "original" else attachment.thumbnail_key
     if not key:
-        raise NotFound("This attachment has no thumbnail.", code="attachment_not_found")
+        raise selectors.AttachmentNotFound("This attachment has no thumbnail.")
     if variant == "thumbnail":
         content_type, name, inline = "image/webp", f"{attachment.name}.webp", True
     else:

@@ -385,8 +385,7 @@ def messages_store(
                     ref
                     for m in appended.results
                     if isinstance(m, Message)
-                    and m.message_type == MessageType.FILE
-                    and (ref := attachment_references.reference_of(m.metadata))
+                    and (ref := attachment_references.reference_of(m.message_type, m.metadata))
                 }
             )
             inbox = inbox_events.message_publications(
@@ -424,11 +423,7 @@ def messages_store(
 def _with_attachments(requests: Sequence[SendRequest]) -> tuple[Sequence[SendRequest], dict[int, ServiceError]]:
     """FILE messages referencing an upload get the upload's description as metadata (attachments.references);
     those referencing one the sender cannot use are refused, by index."""
-    indexes = [
-        i
-        for i, r in enumerate(requests)
-        if r.message_type == MessageType.FILE and attachment_references.reference_of(r.metadata)
-    ]
+    indexes = [i for i, r in enumerate(requests) if attachment_references.reference_of(r.message_type, r.metadata)]
     if not indexes:
         return requests, {}
     resolved = attachment_references.resolve(

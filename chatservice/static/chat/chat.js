@@ -26,8 +26,11 @@
   const BACKOFF_MAX_MS = 15000;
   // Translations (Django's JavaScript catalog, /jsi18n/<language>.js, loaded first); English without it.
   const t = (text) => (window.gettext ? window.gettext(text) : text);
-  const format = (text, values) =>
-    window.interpolate ? window.interpolate(t(text), values, true) : text.replace(/%\((\w+)\)s/g, (_, k) => values[k]);
+  const fill = (text, values) =>
+    window.interpolate ? window.interpolate(text, values, true) : text.replace(/%\((\w+)\)s/g, (_, k) => values[k]);
+  const format = (text, values) => fill(t(text), values);
+  const plural = (one, many, n, values) =>
+    fill(window.ngettext ? window.ngettext(one, many, n) : n === 1 ? one : many, values);
   // The page's language, for dates and numbers (the server rendered the page in it).
   const LOCALE = document.documentElement.lang || undefined;
   // The name the API gives staff without one (conversations.rendering.STAFF_FALLBACK_NAME): shown translated.
@@ -1015,15 +1018,11 @@
   function publishUnread() {
     let total = 0;
     for (const count of unread.values()) total += count;
-    const plural = window.ngettext || ((one, many, n) => (n === 1 ? one : many));
-    const label = window.interpolate
-      ? window.interpolate(
-          plural("Chat with support, %(count)s unread", "Chat with support, %(count)s unread", total),
-          { count: total.toLocaleString(LOCALE) },
-          true,
-        )
-      : `Chat with support, ${total} unread`;
-    toHost({ type: "unread", count: total, label, badge: total > 99 ? `${(99).toLocaleString(LOCALE)}+` : total.toLocaleString(LOCALE) });
+    const label = plural("Chat with support, %(count)s unread", "Chat with support, %(count)s unread", total, {
+      count: total.toLocaleString(LOCALE),
+    });
+    const badge = total > 99 ? `${(99).toLocaleString(LOCALE)}+` : total.toLocaleString(LOCALE);
+    toHost({ type: "unread", count: total, label, badge });
   }
 
   // The donor's inbox socket feeds the launcher's badge: the list over REST once the socket is open, then

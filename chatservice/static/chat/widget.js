@@ -101,6 +101,8 @@
   launcher.append(badge);
   root.append(panel, launcher);
 
+  // The unread count, with its words and badge text in the chat's language, as the iframe sends them.
+  // The unread count, with its words and badge text in the chat's language, as the iframe sends them.
   const state = { ready: false, token: null, open: false, unread: 0, unreadLabel: "", badge: "" };
 
   // Built as DOM, not markup: a host enforcing Trusted Types refuses innerHTML.
@@ -144,14 +146,12 @@
     if (state.ready) frame.contentWindow.postMessage({ source: TO_FRAME, ...message }, SERVICE);
   }
 
-  // The words come from the iframe, in the chat's language; English until it is ready.
+  // The words come from the iframe, in the chat's language (English until it is ready).
   function label() {
-    const count = state.unread;
-    const text = count ? state.unreadLabel || `${LABELS.open}, ${count} unread` : LABELS.open;
-    launcher.setAttribute("aria-label", state.open ? LABELS.close : text);
-    badge.textContent = state.badge || (count > 99 ? "99+" : String(count));
+    launcher.setAttribute("aria-label", state.open ? LABELS.close : state.unread ? state.unreadLabel : LABELS.open);
+    badge.textContent = state.badge;
     // Open, the launcher closes the chat and is named so; a count beside that name would contradict it.
-    badge.hidden = count === 0 || state.open;
+    badge.hidden = state.unread === 0 || state.open;
   }
 
   function open() {
@@ -201,10 +201,14 @@
       label();
       if (state.token) toFrame(identity());
       if (state.open) toFrame({ type: "open" });
-    } else if (data.type === "unread" && Number.isInteger(data.count) && data.count >= 0) {
-      state.unread = data.count;
-      state.unreadLabel = typeof data.label === "string" ? data.label : "";
-      state.badge = typeof data.badge === "string" ? data.badge : "";
+    } else if (
+      data.type === "unread" &&
+      Number.isInteger(data.count) &&
+      data.count >= 0 &&
+      typeof data.label === "string" &&
+      typeof data.badge === "string"
+    ) {
+      Object.assign(state, { unread: data.count, unreadLabel: data.label, badge: data.badge });
       label();
     } else if (data.type === "close") {
       close();
