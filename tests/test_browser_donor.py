@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 from websockets.sync.client import ClientConnection, connect
 
@@ -267,16 +268,17 @@ def test_narrow_screen_has_no_horizontal_scroll_and_keyboard_reaches_the_textare
     screenshot(page, "donor-chat-360px")
 
 
-def test_without_a_token_the_page_explains_and_never_asks_for_one(chat_server, new_page):
-    page = new_page(width=360, height=740)
+@pytest.mark.parametrize(("width", "name"), [(1280, "donor-signed-out"), (360, "donor-signed-out-360px")])
+def test_without_a_token_the_page_explains_and_never_asks_for_one(chat_server, new_page, width, name):
+    page = new_page(width=width, height=740)
     page.goto(f"{chat_server.url}/chat/#token={chat_server.mint(DONOR)}")
     expect(page.locator("#chat")).to_be_visible()
     page.reload()  # the token was in memory only
     expect(page.get_by_role("heading", name="Chat with CareForAll support")).to_be_visible()
     expect(page.locator("#signed-out")).to_contain_text("sign in to your CareForAll account")
     expect(page.get_by_label("Access token")).to_be_hidden()  # folded away in the developer section
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    kit.document(page, "donor-signed-out")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    kit.document(page, name)
 
 
 def test_start_a_new_conversation_from_the_developer_form(chat_server, new_page):

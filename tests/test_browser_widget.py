@@ -282,6 +282,21 @@ def test_the_widget_speaks_bengali_when_the_host_says_so(widget_server, host_sit
     page.keyboard.press("Enter")
     expect(frame.locator("#messages li.mine .sender").last).to_have_text("আপনি")
     kit.document(page, "widget-bn")
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert chat(page).locator("body").evaluate("() => document.documentElement.scrollWidth") <= 360
+    kit.document(page, "widget-bn-360px")
+
+
+def test_the_widget_at_360_px_closed_and_open(widget_server, host_sites, new_page):
+    page = new_page(width=360, height=740)
+    page.goto(f"{HOST}/campaigns/sylhet")
+    expect(launcher(page)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    kit.document(page, "widget-closed-360px")
+    launcher(page).click()
+    expect(chat(page).locator("#message")).to_be_focused()
+    assert chat(page).locator("body").evaluate("() => document.documentElement.scrollWidth") <= 360
+    kit.document(page, "widget-open-360px")
 
 
 def test_another_donor_on_the_same_page_starts_afresh_and_a_double_enter_sends_once(

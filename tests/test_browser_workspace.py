@@ -272,3 +272,7 @@ def test_files_both_ways_in_the_workspace(chat_server, agents, new_page):
     expect(page.locator("[data-desk-attach]")).to_be_hidden()
     page.locator("[data-desk-mode][value=TEXT]").check()
     save(page, "workspace-attachments")
+    page.set_viewport_size({"width": 360, "height": 740})
+    expect(page.locator(".desk-file-image img")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    save(page, "workspace-attachments-360px")
