@@ -916,11 +916,14 @@
     }
   }
 
+  let focusOnShow = false; // the widget's panel was opened while the conversation was still loading
   function showChat() {
     if (ui.signedOut) ui.signedOut.hidden = true;
     if (ui.developer) ui.developer.hidden = true;
     if (ui.waiting) ui.waiting.hidden = true;
     ui.chat.hidden = false;
+    if (focusOnShow && !ui.composer.hidden) ui.input.focus();
+    focusOnShow = false;
   }
 
   // The widget before the donor's first message: the composer, and a conversation once they write.
@@ -1088,7 +1091,11 @@
         const remembered = typeof data.conversationId === "string" && CONVERSATION_ID.test(data.conversationId);
         identify(data.token, remembered ? data.conversationId : null);
       }
-      else if (data.type === "open") (ui.chat.hidden || ui.composer.hidden ? ui.closeWidget : ui.input).focus();
+      else if (data.type === "open") {
+        // Opened before the conversation has loaded: the close button now, the message box once it shows.
+        focusOnShow = ui.chat.hidden;
+        (ui.chat.hidden || ui.composer.hidden ? ui.closeWidget : ui.input).focus();
+      }
       else if (data.type === "focus") focusEdge(data.where);
     });
     document.addEventListener("keydown", (event) => {
