@@ -109,6 +109,18 @@ ATTACHMENT_LINK_TTL_S = (300.0, 10.0, 3600.0)
 # Decoded pixels an image may have: 24 MP is a modern phone photo; decoded as RGBA that is 96 MB, the most one
 # upload may hold in memory (two at a time per worker, attachments.images).
 ATTACHMENT_MAX_PIXELS = (24_000_000, 10_000, 200_000_000)
+# Message features (issue 15). What CHAT_REDACT may name: card numbers (Luhn) and IBANs (mod 97).
+REDACTION_KINDS = ("card", "iban")
+# A sender may edit their message this long after sending, as (default, minimum, maximum) seconds: long
+# enough to fix a typo noticed after the answer came, short enough that history stays history.
+EDIT_WINDOW_S = (900.0, 0.0, 7 * 86400.0)
+# Reactions anyone may add (CHAT_REACTIONS, comma-separated): a small fixed set keeps the picker simple and
+# every reaction renderable without an emoji font negotiation.
+DEFAULT_REACTIONS = ("\U0001f44d", "\u2764\ufe0f", "\U0001f602", "\U0001f62e", "\U0001f622", "\U0001f64f")
+MAX_REACTIONS = 24  # the picker's size; also bounds a message's reaction summary
+MAX_REACTION_LENGTH = 16  # characters of one emoji (a ZWJ family sequence is up to 11)
+# Archived conversations older than this many days are purged (CHAT_RETENTION_DAYS; unset or 0: kept forever).
+RETENTION_DAYS = (0, 0, 36500)
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Request line plus headers Daphne reads before answering 431 (chatservice.header_limits): Twisted's own
 # limit, kept; an oversized request costs the worker no more than this before it is refused.
@@ -203,6 +215,16 @@ class AttachmentConfig:
 
 
 @dataclass(frozen=True)
+class MessageFeatures:
+    """Edits, reactions, redaction and retention (messaging/)."""
+
+    redact: tuple[str, ...] = REDACTION_KINDS
+    edit_window_s: float = EDIT_WINDOW_S[0]
+    reactions: tuple[str, ...] = DEFAULT_REACTIONS
+    retention_days: int = RETENTION_DAYS[0]
+
+
+@dataclass(frozen=True)
 class Config:
     debug: bool
     secret_key: str
@@ -246,6 +268,7 @@ class Config:
     webhook_allow_private: bool = False
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     attachments: AttachmentConfig = field(default_factory=AttachmentConfig)
+    messages: MessageFeatures = field(default_factory=MessageFeatures)
 
 
 def _public_http_url(name: str, raw: str) -> str:
@@ -299,6 +322,27 @@ def _notify(env: Mapping[str, str], *, debug: bool, port: int) -> NotifyConfig:
         donor_url_template=template,
         public_url=public_url,
         email_settings=email_settings,
+    )
+
+
+def _message_features(env: Mapping[str, str]) -> MessageFeatures:
+    raw_redact = env.get("CHAT_REDACT", ",".join(REDACTION_KINDS)).strip().lower()
+    redact = () if raw_redact in ("off", "") else tuple(k.strip() for k in raw_redact.split(",") if k.strip())
+    unknown = [k for k in redact if k not in REDACTION_KINDS]
+    if unknown:
+        raise ConfigError(f"CHAT_REDACT names {', '.join(unknown)}; use off or any of {', '.join(REDACTION_KINDS)}")
+    raw_reactions = env.get("CHAT_REACTIONS", "").strip()
+    reactions = tuple(dict.fromkeys(r.strip() for r in raw_reactions.split(",") if r.strip())) or DEFAULT_REACTIONS
+    if len(reactions) > MAX_REACTIONS:
+        raise ConfigError(f"CHAT_REACTIONS names {len(reactions)} reactions; at most {MAX_REACTIONS}")
+    bad = [r for r in reactions if len(r) > MAX_REACTION_LENGTH or any(c.isascii() for c in r)]
+    if bad:
+        raise ConfigError(f"CHAT_REACTIONS: {', '.join(bad)} is not an emoji")
+    return MessageFeatures(
+        redact=redact,
+        edit_window_s=_ranged(env, "CHAT_EDIT_WINDOW_S", EDIT_WINDOW_S),
+        reactions=reactions,
+        retention_days=_ranged(env, "CHAT_RETENTION_DAYS", RETENTION_DAYS),
     )
 
 
@@ -668,6 +712,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         jobs_runner=_jobs_runner(env, redis_url),
         webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),
         attachments=_attachments(env),
+        messages=_message_features(env),
         notify=_notify(env, debug=debug, port=_int(env, "PORT", DEFAULT_PORT, minimum=1, maximum=65535)),
         job_settings={
             name: _ranged(env, f"CHAT_{name}", spec) for name, spec in {**JOB_TIMINGS, **TRANSITION_DAYS}.items()

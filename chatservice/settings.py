@@ -284,6 +284,10 @@ CHAT = {
     "ATTACHMENT_LINK_TTL_S": CONFIG.attachments.link_ttl_s,
     "ATTACHMENT_MAX_PIXELS": CONFIG.attachments.max_pixels,
     "CLAMAV_URL": CONFIG.attachments.clamav_url,
+    "REDACT": CONFIG.messages.redact,
+    "EDIT_WINDOW_S": CONFIG.messages.edit_window_s,
+    "REACTIONS": CONFIG.messages.reactions,
+    "RETENTION_DAYS": CONFIG.messages.retention_days,
 }
 
 # Email (offline notifications): SMTP from EMAIL_*, files under var/mail/ in development (config._notify).

@@ -14,6 +14,7 @@ from chatservice.ids import ID_PATTERN
 from chatservice.validation import MetadataField, StrictCharField, is_attachment_reference, is_file_metadata
 from conversations.models import Participant
 from messaging.models import CLIENT_MESSAGE_ID_MAX_LENGTH, Message, MessageType
+from realtime.events import iso
 
 
 class ReadBySerializer(serializers.Serializer):
@@ -45,7 +46,8 @@ def read_by(message: Message, participants: Iterable[Participant]) -> list[dict[
     """Everyone but the sender whose watermark covers the message; readAt is when that watermark last
     moved (the service stores one watermark per participant, not one row per message)."""
     return [
-        {"userId": p.user_id, "readAt": p.last_read_at}
+        # Rendered here: webhook bodies are json.dumps'd, not passed through DRF's encoder.
+        {"userId": p.user_id, "readAt": iso(p.last_read_at)}
         for p in participants
         if (p.user_id, p.role) != (message.sender_id, message.sender_role)
         and p.last_read_seq >= message.seq

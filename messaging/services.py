@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce, Greatest
@@ -30,6 +31,7 @@ from chatservice.errors import Conflict, ConversationClosed, PermissionDenied, S
 from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import IDEMPOTENCY_KEY_FLOOR, RESPONSE_TYPES, Message, MessageType, new_message_id
+from messaging.redaction import redact_message
 from messaging.visibility import STAFF_ONLY_TYPES, previewable
 from notifications import services as notifications
 from realtime import inbox_events
@@ -341,6 +343,7 @@ def messages_store(
     conversation by writing in it.
     """
     results: list[Sent | ServiceError | None] = [None] * len(requests)
+    requests = _redacted(requests)
     requests, refused = _with_attachments(requests)
     previous = _previous_sends(requests)
     pending: list[int] = []
@@ -418,6 +421,22 @@ def messages_store(
             result if isinstance(result, ServiceError) else Sent(result, True, appended.payloads[result.id])
         )
     return results, appended.publications, Routing(appended.reopened, appended.queued)  # type: ignore[return-value]
+
+
+def _redacted(requests: Sequence[SendRequest]) -> Sequence[SendRequest]:
+    """Card numbers and IBANs masked before anything else sees the message (messaging.redaction): a retry
+    is compared with the stored original as masked, and nothing downstream ever holds the original."""
+    kinds = settings.CHAT["REDACT"]
+    if not kinds:
+        return requests
+    out = []
+    for request in requests:
+        content, metadata = redact_message(request.content, request.metadata or {}, kinds)
+        if content is request.content and metadata == (request.metadata or {}):
+            out.append(request)
+        else:
+            out.append(dataclasses.replace(request, content=content, metadata=metadata))
+    return out
 
 
 def _with_attachments(requests: Sequence[SendRequest]) -> tuple[Sequence[SendRequest], dict[int, ServiceError]]:

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
 from chatservice.errors import ServiceError
@@ -140,6 +141,21 @@ def test_conversation_events_carry_the_rest_representation_and_notes_only_when_a
     assert len(receiver.delivered()) == 2  # the endpoint without include_notes got no note
     assert Job.objects.filter(kind=DELIVER_KIND, payload__endpointId=plain.pk).count() == 1
     assert Job.objects.filter(kind=DELIVER_KIND, payload__endpointId=with_notes.pk).count() == 1
+
+
+def test_a_message_read_before_its_delivery_renders_with_its_read_receipts(receiver):
+    """The body is rendered at the first attempt: by then the message may have been read, and readAt must
+    be a string like the REST answer's (it was a datetime json.dumps refused, forever, on every retry)."""
+    conversation = conversation_services.conversation_create(creator=USER, subject="Order")
+    conversation_services.participant_join(conversation=conversation, principal=ADMIN)
+    endpoint_create(url=receiver.url, events=["message.created"])
+    with transaction.atomic():  # the delivery job runs once this commits: after the read
+        message = send(conversation, "is it read?")
+        conversation_services.participant_mark_read(conversation=conversation, reader=ADMIN, message_id=None)
+    delivered = receiver.wait_for(1)
+    (read,) = json.loads(delivered[0]["body"])["data"]["readBy"]
+    assert read["userId"] == ADMIN.user_id and read["readAt"].endswith("Z")
+    assert json.loads(delivered[0]["body"])["data"]["messageId"] == message.pk
 
 
 @pytest.mark.parametrize(
