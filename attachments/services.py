@@ -172,15 +172,27 @@ def attachments_erase(*, user_id: str, role: str, dry_run: bool = False) -> int:
     storage failure stops the erasure with the row (and so the way to its files) still there, and running it
     again completes it. Returns how many there were."""
     rows = list(Attachment.objects.filter(uploader_id=user_id, uploader_role=role))
-    if dry_run or not rows:
-        return len(rows)
+    if not dry_run:
+        _delete_each(rows)
+    return len(rows)
+
+
+def _delete_each(rows: list[Attachment]) -> None:
+    """Each row goes once its files are gone (Storage.delete raises on failure; a missing file is not one)."""
+    if not rows:
+        return
     storage = attachment_storage()
     for attachment in rows:
         for key in (attachment.storage_key, attachment.thumbnail_key):
             if key:
-                storage.delete(key)  # raises on failure; a missing file is not one (Storage.delete)
+                storage.delete(key)
         Attachment.objects.filter(pk=attachment.pk).delete()
-    return len(rows)
+
+
+def attachments_delete(*, attachment_ids: set[str]) -> None:
+    """Delete these attachments, files first (a storage failure raises with the rows still there, so a retry
+    completes it), for a message that became a tombstone."""
+    _delete_each(list(Attachment.objects.filter(pk__in=sorted(attachment_ids))))
 
 
 def mark_shared(attachment_ids: set[str]) -> None:

@@ -9,6 +9,7 @@ from ulid import ULID
 CONVERSATION_PREFIX = "conv_"
 MESSAGE_PREFIX = "msg_"
 PARTICIPANT_PREFIX = "part_"
+MESSAGE_VERSION_PREFIX = "ver_"
 # Prefix (5) + 26 ULID characters, with headroom for ids imported from the original service.
 ID_MAX_LENGTH = 40
 # What a conversation or message id may look like in a URL; anything else is a 404 without a query.

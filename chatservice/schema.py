@@ -130,7 +130,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "metadata_too_deep": ErrorCode(400, f"`metadata` nests deeper than {METADATA_MAX_DEPTH} levels."),
     "metadata_number_out_of_range": ErrorCode(400, "A number in `metadata` is beyond -2^53 to 2^53."),
     "empty_update": ErrorCode(400, "An update names none of `subject`, `metadata` and `status`."),
-    "invalid_cursor": ErrorCode(400, "`before` and `after` together: a page follows one cursor."),
+    "invalid_cursor": ErrorCode(
+        400, "More than one of `before`, `after` and `changedSince`: a page follows one cursor."
+    ),
     "null_characters_not_allowed": ErrorCode(400, "A cursor (`before`, `after`) contains a NUL character."),
     "too_many_fields": ErrorCode(400, "More than 1,000 fields in the query string."),
     "bad_request": ErrorCode(400, "Refused before reaching the API, e.g. a `Host` that is not an allowed host."),
@@ -151,7 +153,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "No such conversation, or one a donor does not take part in (the same answer, so ids reveal nothing).",
     ),
     "message_not_found": ErrorCode(
-        404, "`messageId` (`PUT …/read`) or the cursor (`before`, `after`) names no message of this conversation."
+        404,
+        "`messageId` (in the path, or `PUT …/read`) or the cursor (`before`, `after`) names no message of this "
+        "conversation the caller may see.",
     ),
     "method_not_allowed": ErrorCode(405, "The path does not take this method (e.g. `DELETE`)."),
     "not_acceptable": ErrorCode(406, "The `Accept` header allows neither JSON nor the browsable API's HTML."),
@@ -209,6 +213,17 @@ ERROR_CODES: dict[str, ErrorCode] = {
         503, "`CLAMAV_URL` is set and the scanner cannot be reached: uploads fail closed."
     ),
     "attachment_busy": ErrorCode(503, "Every image-processing slot stayed busy for 30 s; try again."),
+    # Edits, deletions, reactions, replies (issue 15).
+    "invalid_reply_to": ErrorCode(
+        400,
+        "`replyTo` names no message of this conversation the sender may quote (a message a donor sees cannot "
+        "quote an internal note).",
+    ),
+    "reaction_not_allowed": ErrorCode(400, "The emoji is not one of the configured reactions (`CHAT_REACTIONS`)."),
+    "edit_forbidden": ErrorCode(403, "Only the sender may edit a message, and only text, files and notes."),
+    "edit_window_passed": ErrorCode(403, "The message is older than `CHAT_EDIT_WINDOW_S` (900 s): no more edits."),
+    "delete_forbidden": ErrorCode(403, "A donor may delete only their own messages (staff may delete any)."),
+    "message_deleted": ErrorCode(409, "The message is a tombstone: it cannot be edited or reacted to."),
 }
 
 # What every operation can answer: each needs credentials and answers JSON (or the browsable API), and Django
@@ -442,3 +457,15 @@ class AgentUpdateInputScheme(ConversationUpdateInputScheme):
     """PUT /api/agents/me names at least one of availability, capacity, displayName."""
 
     target_class = "desk.serializers.AgentUpdateInput"
+
+
+class MessageEditInputScheme(OpenApiSerializerExtension):
+    """An edit (PATCH) replaces the content, so it is required, which drf-spectacular's partial PATCH
+    bodies would otherwise drop."""
+
+    target_class = "messaging.serializers.MessageEditInput"
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["required"] = ["content"]
+        return schema

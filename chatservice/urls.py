@@ -12,7 +12,7 @@ from chatservice.widget import embedded_chat, widget_script
 from conversations.views import ConversationViewSet
 from desk.views import AgentViewSet, CannedResponseViewSet
 from desk.workspace import workspace
-from messaging.views import MessageViewSet
+from messaging.views import MessageChangeViewSet, MessageViewSet, ReactionViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
 
 router = SimpleRouter()
@@ -23,6 +23,12 @@ router.register("agents", AgentViewSet, basename="agent")
 router.register("canned-responses", CannedResponseViewSet, basename="canned-response")
 
 messages = MessageViewSet.as_view({"get": "list", "post": "create"})
+message = MessageChangeViewSet.as_view({"patch": "partial_update", "delete": "destroy"})
+message_versions = MessageChangeViewSet.as_view({"get": "versions"})
+reaction = ReactionViewSet.as_view({"put": "update", "delete": "destroy"})
+MESSAGE_PATH = rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/(?P<message_id>{ID_PATTERN})"
+# One emoji (a ZWJ sequence at most), percent-decoded by Django; which ones are accepted is the service's call.
+EMOJI_PATTERN = r"[^/]{1,32}"
 
 urlpatterns = [
     path("live", live, name="live"),
@@ -34,6 +40,9 @@ urlpatterns = [
     re_path(
         rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/?$", messages, name="conversation-messages"
     ),
+    re_path(rf"{MESSAGE_PATH}/?$", message, name="conversation-message"),
+    re_path(rf"{MESSAGE_PATH}/versions/?$", message_versions, name="conversation-message-versions"),
+    re_path(rf"{MESSAGE_PATH}/reactions/(?P<emoji>{EMOJI_PATTERN})/?$", reaction, name="conversation-message-reaction"),
     re_path(
         rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/attachments/?$",
         AttachmentUploadView.as_view(),

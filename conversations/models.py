@@ -90,6 +90,10 @@ class Conversation(models.Model):
     # always see a gap-free prefix, which is what makes message cursors safe while messages arrive.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
     last_message_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The change cursor: every edit, deletion or reaction of one of its messages takes the next number and
+    # writes it on the message (Message.change_seq), under this row's write lock like last_seq, so a
+    # reader that saw N has seen every change numbered up to N (messaging.changes).
+    last_change_seq = models.PositiveBigIntegerField(default=0, editable=False)
     # Number of *assigned* staff (Participant.assigned), kept by the assignment services; 0 means the
     # conversation waits in the unassigned queue. Stored so the queue is an index range, not an anti-join.
     admin_count = models.PositiveIntegerField(default=0, editable=False)

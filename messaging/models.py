@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
-from chatservice.ids import ID_MAX_LENGTH, MESSAGE_PREFIX, new_id
+from chatservice.ids import ID_MAX_LENGTH, MESSAGE_PREFIX, MESSAGE_VERSION_PREFIX, new_id
 from conversations.models import USER_ID_MAX_LENGTH, Conversation, Role
 
 CLIENT_MESSAGE_ID_MAX_LENGTH = 64
@@ -49,8 +49,21 @@ class Message(models.Model):
     client_message_id = models.CharField(max_length=CLIENT_MESSAGE_ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The message it answers (same conversation; rendered as replyTo with that message as it is now).
+    reply_to_id = models.CharField(max_length=ID_MAX_LENGTH, null=True, blank=True)  # noqa: DJ001
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # A tombstone: content, metadata and reactions are gone, the row (and its seq) stays.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # [{"emoji": str, "users": [[role, userId], ...]}] in order of first use (messaging.reactions).
+    reactions = models.JSONField(default=list, blank=True)
+    # The number of this message's latest change (Conversation.last_change_seq); null: never changed.
+    change_seq = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
+        indexes = [
+            # Changes since a cursor: a range scan per conversation (messaging.changes).
+            models.Index(fields=["conversation", "change_seq"], name="message_change_idx"),
+        ]
         # No default ordering: every read names its order (seq), so no query sorts or joins by accident.
         constraints = [
             # Also the index behind every history page: (conversation, seq) range scans.
@@ -65,6 +78,35 @@ class Message(models.Model):
                 name="message_idempotency_key_uniq",
             ),
         ]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def new_version_id() -> str:
+    return new_id(MESSAGE_VERSION_PREFIX)
+
+
+class MessageVersion(models.Model):
+    """What a message said before an edit, for staff: who replaced it and when. Deleted with the message's
+    content when it becomes a tombstone (a deletion must not leave the text behind)."""
+
+    id = models.CharField(
+        primary_key=True, max_length=ID_MAX_LENGTH, db_column="_id", default=new_version_id, editable=False
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="versions")
+    conversation_id = models.CharField(max_length=ID_MAX_LENGTH)
+    content = models.TextField()
+    metadata = models.JSONField(default=dict, blank=True)
+    # Written at this moment (the message's createdAt or the previous edit's time) ...
+    written_at = models.DateTimeField()
+    # ... and replaced by this edit, by this person.
+    replaced_at = models.DateTimeField(default=timezone.now)
+    replaced_by_id = models.CharField(max_length=USER_ID_MAX_LENGTH)
+    replaced_by_role = models.CharField(max_length=8, choices=Role.choices)
+
+    class Meta:
+        indexes = [models.Index(fields=["message", "replaced_at"], name="message_version_idx")]
 
     def __str__(self) -> str:
         return self.id

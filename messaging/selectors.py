@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from chatservice.authentication import Principal
 from chatservice.errors import ServiceError
 from conversations.models import Conversation
-from messaging.models import Message
-from messaging.visibility import visible_messages
+from messaging.models import Message, MessageVersion
+from messaging.visibility import sees_notes, visible_messages
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200  # keeps one page's payload and serialisation well under a few hundred KiB
@@ -84,3 +84,45 @@ def message_page(
     page = rows[:limit]
     page.reverse()
     return MessagePage(page, has_older=len(rows) > limit, has_newer=before is not None)
+
+
+CHANGES_PAGE_SIZE = 200  # changed messages per page or per replay read, as for history pages
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    messages: list[Message]  # in change order, as they are now
+    cursor: int  # every change up to this is reflected in `messages` or was before `after`
+    more: bool
+
+
+def change_cursor(conversation_id: str) -> int:
+    return Conversation.objects.filter(pk=conversation_id).values_list("last_change_seq", flat=True).get()
+
+
+def changes_since(*, conversation_id: str, after: int, viewer: Principal, limit: int = CHANGES_PAGE_SIZE) -> ChangePage:
+    """The messages `viewer` may see whose latest change is numbered after `after`, oldest change first.
+
+    The conversation's counter is read first: every change numbered up to it has committed (each held
+    the conversation row until commit), so when this page is the last one, that number is the cursor to
+    go on from, even if the changes between were to notes a donor does not see."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    upto = change_cursor(conversation_id)
+    qs = Message.objects.filter(conversation_id=conversation_id, change_seq__gt=after, change_seq__lte=upto)
+    rows = list(visible_messages(qs, viewer).order_by("change_seq")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return ChangePage(rows, rows[-1].change_seq or after, more=True)
+    return ChangePage(rows, max(upto, after), more=False)
+
+
+def message_versions(*, conversation: Conversation, viewer: Principal, message_id: str) -> list[MessageVersion]:
+    """Earlier versions of a message, newest first: staff only (a donor, or a message the viewer cannot see,
+    is a 404 like an unknown id)."""
+    from messaging.edits import MessageNotFound
+
+    if not sees_notes(viewer.role):
+        raise MessageNotFound()
+    if not Message.objects.filter(conversation_id=conversation.pk, pk=message_id).exists():
+        raise MessageNotFound()
+    return list(MessageVersion.objects.filter(message_id=message_id).order_by("-replaced_at", "-id"))

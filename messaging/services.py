@@ -32,6 +32,7 @@ from chatservice.validation import json_is_safe
 from conversations.models import Conversation, ConversationStatus, Participant, Role
 from messaging.models import IDEMPOTENCY_KEY_FLOOR, RESPONSE_TYPES, Message, MessageType, new_message_id
 from messaging.redaction import redact_message
+from messaging.replies import quoted_messages, reply_refusals
 from messaging.visibility import STAFF_ONLY_TYPES, previewable
 from notifications import services as notifications
 from realtime import inbox_events
@@ -59,6 +60,7 @@ class SendRequest:
     message_type: str = MessageType.TEXT
     metadata: dict[str, Any] = field(default_factory=dict)
     client_message_id: str | None = None
+    reply_to: str | None = None  # a message id, checked by messaging.replies
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
                 message_type=item.message_type,
                 metadata=item.metadata or {},
                 client_message_id=item.client_message_id,
+                reply_to_id=item.reply_to,
                 created_at=at,
                 updated_at=at,
             )
@@ -234,8 +237,9 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
     transaction.on_commit(partial(metrics.messages_persisted, len(messages)))
     stored: dict[str, list[StoredMessage]] = defaultdict(list)
     payloads: dict[str, MessagePayload] = {}
+    quoted = quoted_messages(messages)
     for message in messages:  # already in sequence order within each conversation
-        item = message_item(message)
+        item = message_item(message, quoted.get(message.reply_to_id or ""))
         payloads[message.id] = item["payload"]
         stored[message.conversation_id].append(item)
     publications: list[Publication] = [(conversation_group(c), messages_event(items)) for c, items in stored.items()]
@@ -278,14 +282,17 @@ def message_append(
 
 
 def _same_send(existing: Message, request: SendRequest) -> Sent | Conflict:
-    """A retry must repeat the original; reusing a key for a different message is a client bug."""
-    if (existing.content, existing.message_type, existing.metadata) != (
+    """A retry must repeat the original; reusing a key for a different message is a client bug. Once the
+    original was edited or deleted, there is nothing left to compare with: the retry gets it as it is now."""
+    changed = existing.edited_at is not None or existing.deleted_at is not None
+    if not changed and (existing.content, existing.message_type, existing.metadata) != (
         request.content,
         request.message_type,
         request.metadata or {},
     ):
         return Conflict("clientMessageId was already used for a different message.", code="idempotency_key_reused")
-    return Sent(existing, created=False, payload=message_payload(existing))
+    quoted = quoted_messages([existing]).get(existing.reply_to_id or "")
+    return Sent(existing, created=False, payload=message_payload(existing, quoted))
 
 
 def _previous_sends(requests: Sequence[SendRequest]) -> dict[tuple[str, str, str, str], Message]:
@@ -345,6 +352,7 @@ def messages_store(
     results: list[Sent | ServiceError | None] = [None] * len(requests)
     requests = _redacted(requests)
     requests, refused = _with_attachments(requests)
+    refused = {**reply_refusals(requests), **refused}
     previous = _previous_sends(requests)
     pending: list[int] = []
     for index, request in enumerate(requests):
@@ -529,9 +537,12 @@ def message_send(
     message_type: str = MessageType.TEXT,
     metadata: dict[str, Any] | None = None,
     client_message_id: str | None = None,
+    reply_to: str | None = None,
 ) -> tuple[Message, bool]:
     """Send one message as `sender`; returns (message, created). See `messages_send`."""
-    request = SendRequest(conversation.pk, sender, content, message_type, metadata or {}, client_message_id)
+    request = SendRequest(
+        conversation.pk, sender, content, message_type, metadata or {}, client_message_id, reply_to=reply_to
+    )
     result = messages_send([request])[0]
     if isinstance(result, ServiceError):
         raise result

@@ -41,6 +41,7 @@ from conversations import services as conversation_services
 from conversations.models import Conversation
 from desk.services import agents_seen
 from messaging import selectors as message_selectors
+from messaging.replies import message_items, quoted_messages
 from messaging.services import SendRequest, Sent
 from messaging.visibility import payload_visible
 from notifications.contacts import needs_storing, remember_email
@@ -85,6 +86,23 @@ def _position(conversation_id: str, last_message_id: str | None, viewer: Princip
     if not last_message_id:
         return last_seq, None
     return last_seq, message_selectors.message_seq(conversation_id, last_message_id, viewer)
+
+
+def _replay_page(conversation_id: str, after: int, upto: int) -> tuple[int, list[events.StoredMessage]]:
+    """Messages numbered after..upto, at most REPLAY_BATCH, replies resolved: (rows read, items)."""
+    rows = message_selectors.messages_between(conversation_id, after=after, upto=upto, limit=REPLAY_BATCH)
+    return len(rows), message_items(rows)
+
+
+def _changes_page(conversation_id: str, after: int, viewer: Principal) -> tuple[list[Any], int, bool]:
+    """The frames telling `viewer` of changes after `after` (each message as it is now), the cursor they
+    bring the socket to, and whether there are more."""
+    page = message_selectors.changes_since(
+        conversation_id=conversation_id, after=after, viewer=viewer, limit=REPLAY_BATCH
+    )
+    quoted = quoted_messages(page.messages)
+    frames_ = [events.change_frame(m, quoted.get(m.reply_to_id or "")) for m in page.messages]
+    return frames_, page.cursor, page.more
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -180,6 +198,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if last_message_id and resume_from is None:
             self._push(_error("invalid_cursor", "lastMessageId is not a message of this conversation."))
         self._fill_if_wanted()
+        changed_since = self._query_param("changedSince")
+        if changed_since is not None:
+            await self._replay_changes(changed_since)
         self._owed.append("presence")
         await presence.socket_joined(self.conversation_id, principal, self.channel_name, announce=newly_staff)
         if principal.is_admin:
@@ -314,6 +335,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 message_type=fields.message_type,
                 metadata=fields.metadata,
                 client_message_id=fields.client_message_id,
+                reply_to=fields.reply_to,
             ),
             functools.partial(self._on_stored, ticket),
             self.frame_span,
@@ -396,6 +418,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     # -- helpers
 
+    async def _replay_changes(self, changed_since: str) -> None:
+        """Edits, deletions and reactions since the client's change cursor, each message as it is now. Read
+        while the connection is being set up, so no live change frame is handled before them: a live frame
+        is as new as what was read, or newer."""
+        if not frames.CHANGE_CURSOR.fullmatch(changed_since):
+            self._push(_error("invalid_cursor", "changedSince is not a change cursor."))
+            return
+        after, more = int(changed_since), True
+        while more and self._open_for_frames:
+            found, after, more = await db(_changes_page)(self.conversation_id, after, self.principal)
+            for frame in found:
+                self._push(frame)
+
     def _fill_if_wanted(self) -> None:
         """Read what the cursor is missing, in one task per socket (it re-checks after every page)."""
         if not self._open_for_frames or self.cursor.wanted() is None:
@@ -406,11 +441,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _fill(self) -> None:
         try:
             while (read := self.cursor.wanted()) is not None:
-                rows = await db(message_selectors.messages_between)(
-                    self.conversation_id, after=read.after, upto=read.upto, limit=REPLAY_BATCH
-                )
-                items = [events.message_item(message) for message in rows]
-                self._deliver(self.cursor.page(read, items, complete=len(rows) < REPLAY_BATCH))
+                count, items = await db(_replay_page)(self.conversation_id, read.after, read.upto)
+                self._deliver(self.cursor.page(read, items, complete=count < REPLAY_BATCH))
         except Exception as exc:  # the database is away: the gap sweep asks again
             logger.warning("filling a gap failed: %s", exc, exc_info=True, extra=self._log_fields())
 

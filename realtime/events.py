@@ -30,6 +30,22 @@ def iso(moment: datetime) -> str:
     return _timestamp.to_representation(moment)
 
 
+class Reaction(TypedDict):
+    emoji: str
+    count: int
+    userIds: list[str]
+
+
+class ReplyTo(TypedDict):
+    """The message a reply answers, as it is now (a tombstone once deleted: empty preview, deletedAt)."""
+
+    messageId: str
+    senderName: str
+    senderRole: str
+    preview: str
+    deletedAt: str | None
+
+
 class MessagePayload(TypedDict):
     messageId: str
     conversationId: str
@@ -41,6 +57,10 @@ class MessagePayload(TypedDict):
     clientMessageId: str | None
     createdAt: str
     senderName: str
+    editedAt: str | None
+    deletedAt: str | None
+    reactions: list[Reaction]
+    replyTo: ReplyTo | None
 
 
 class MessageFrame(MessagePayload):
@@ -76,6 +96,30 @@ class PresenceFrame(TypedDict):
     role: NotRequired[str]
 
 
+class MessageUpdatedFrame(TypedDict):
+    """A message changed (edited, or its reactions, when resuming): the whole message as it is now."""
+
+    type: Literal["message_updated"]
+    message: MessagePayload
+    changeCursor: str
+
+
+class MessageDeletedFrame(TypedDict):
+    type: Literal["message_deleted"]
+    conversationId: str
+    messageId: str
+    deletedAt: str
+    changeCursor: str
+
+
+class ReactionUpdatedFrame(TypedDict):
+    type: Literal["reaction_updated"]
+    conversationId: str
+    messageId: str
+    reactions: list[Reaction]
+    changeCursor: str
+
+
 class ErrorFrame(TypedDict):
     type: Literal["error"]
     code: str
@@ -86,10 +130,45 @@ class PongFrame(TypedDict):
     type: Literal["pong"]
 
 
-Frame = MessageFrame | SystemFrame | TypingFrame | ReadReceiptFrame | PresenceFrame | ErrorFrame | PongFrame
+Frame = (
+    MessageFrame
+    | SystemFrame
+    | TypingFrame
+    | ReadReceiptFrame
+    | PresenceFrame
+    | MessageUpdatedFrame
+    | MessageDeletedFrame
+    | ReactionUpdatedFrame
+    | ErrorFrame
+    | PongFrame
+)
+
+REPLY_PREVIEW_LENGTH = 140  # characters of the quoted message shown above a reply: a line or two
 
 
-def message_payload(message: Message) -> MessagePayload:
+def reactions_of(message: Message) -> list[Reaction]:
+    """The stored summary ([{emoji, users: [[role, id], ...]}]) as clients see it."""
+    return [
+        {"emoji": r["emoji"], "count": len(r["users"]), "userIds": [user_id for _, user_id in r["users"]]}
+        for r in message.reactions or ()
+    ]
+
+
+def reply_to(quoted: Message) -> ReplyTo:
+    preview = " ".join(quoted.content.split())
+    if len(preview) > REPLY_PREVIEW_LENGTH:
+        preview = preview[: REPLY_PREVIEW_LENGTH - 1] + "\u2026"
+    return {
+        "messageId": quoted.id,
+        "senderName": quoted.sender_name,
+        "senderRole": quoted.sender_role,
+        "preview": preview,
+        "deletedAt": iso(quoted.deleted_at) if quoted.deleted_at else None,
+    }
+
+
+def message_payload(message: Message, quoted: Message | None = None) -> MessagePayload:
+    """`quoted`: the message it replies to (messaging.replies finds them, a page at a time)."""
     return {
         "messageId": message.id,
         "conversationId": message.conversation_id,
@@ -101,6 +180,10 @@ def message_payload(message: Message) -> MessagePayload:
         "clientMessageId": message.client_message_id,
         "createdAt": iso(message.created_at),
         "senderName": message.sender_name,
+        "editedAt": iso(message.edited_at) if message.edited_at else None,
+        "deletedAt": iso(message.deleted_at) if message.deleted_at else None,
+        "reactions": reactions_of(message),
+        "replyTo": reply_to(quoted) if quoted is not None else None,
     }
 
 
@@ -133,6 +216,37 @@ def read_receipt_frame(*, message_id: str, user_id: str, read_at: datetime) -> R
 
 def presence_frame(user_id: str, role: str, joined: bool) -> PresenceFrame:
     return {"type": "user_joined" if joined else "user_left", "userId": user_id, "role": role}
+
+
+def message_updated_frame(payload: MessagePayload, change_seq: int) -> MessageUpdatedFrame:
+    return {"type": "message_updated", "message": payload, "changeCursor": str(change_seq)}
+
+
+def message_deleted_frame(message: Message) -> MessageDeletedFrame:
+    return {
+        "type": "message_deleted",
+        "conversationId": message.conversation_id,
+        "messageId": message.id,
+        "deletedAt": iso(message.deleted_at),
+        "changeCursor": str(message.change_seq),
+    }
+
+
+def reaction_updated_frame(message: Message) -> ReactionUpdatedFrame:
+    return {
+        "type": "reaction_updated",
+        "conversationId": message.conversation_id,
+        "messageId": message.id,
+        "reactions": reactions_of(message),
+        "changeCursor": str(message.change_seq),
+    }
+
+
+def change_frame(message: Message, quoted: Message | None = None) -> MessageUpdatedFrame | MessageDeletedFrame:
+    """What a resuming socket is told about a message changed since its cursor: its latest state."""
+    if message.deleted_at is not None:
+        return message_deleted_frame(message)
+    return message_updated_frame(message_payload(message, quoted), message.change_seq or 0)
 
 
 def error_frame(code: str, message: str) -> ErrorFrame:
@@ -168,8 +282,8 @@ class FrameEvent(TypedDict):
     staffOnly: NotRequired[bool]  # about a note: donors' sockets drop it
 
 
-def message_item(message: Message) -> StoredMessage:
-    return {"seq": message.seq, "payload": message_payload(message)}
+def message_item(message: Message, quoted: Message | None = None) -> StoredMessage:
+    return {"seq": message.seq, "payload": message_payload(message, quoted)}
 
 
 def messages_event(items: list[StoredMessage]) -> MessagesEvent:

@@ -16,7 +16,7 @@ from rest_framework import serializers
 
 from chatservice.errors import first_error
 from conversations.serializers import ReadInput
-from messaging.serializers import MessageInput
+from messaging.serializers import CHANGE_CURSOR_PATTERN, MessageInput
 
 # Frames above this are not parsed: a chat frame with 10,000 characters of content is ~40 KiB at most.
 # (Daphne refuses messages over 1 MiB itself, closing with 1009, before they reach the application.)
@@ -27,6 +27,9 @@ FRAME_TYPES = ("message", "typing", "read", "ping")
 
 # JSON strings (skipped, so brackets inside them do not count) or structural brackets.
 _STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+# A change cursor, as the REST query takes it (messaging.serializers.CHANGE_CURSOR_PATTERN).
+CHANGE_CURSOR = re.compile(CHANGE_CURSOR_PATTERN)
 
 # The REST serializers, instantiated once: validating a frame is the same as validating a REST body,
 # without DRF deep-copying every field per frame (7 % of a worker under load). Event loop only.
@@ -47,6 +50,7 @@ class MessageFields:
     message_type: str
     metadata: dict[str, Any]
     client_message_id: str | None
+    reply_to: str | None
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -103,6 +107,7 @@ def message_fields(frame: dict[str, Any]) -> MessageFields:
         message_type=fields["messageType"],
         metadata=fields["metadata"],
         client_message_id=fields.get("clientMessageId"),
+        reply_to=fields.get("replyTo"),
     )
 
 

@@ -51,8 +51,11 @@ async def test_sequential_requests_share_a_pooled_thread_and_its_connection(make
 
     assert len(threads) == REQUESTS
     assert all(name.startswith("http") for name in threads), threads
-    # At most the first request connects (the pool may have connected in an earlier test).
-    assert len(created) <= 1, created
+    # A thread connects once and keeps its connection: no thread connects twice, and far fewer connections
+    # than requests. (Which thread takes a request is ThreadPoolExecutor's call: a request arriving before
+    # the previous one's thread is back in the idle set starts another thread, more often on a busy machine.)
+    assert len(created) == len(set(created)), created
+    assert len(created) <= REQUESTS // 2, created
 
 
 @pytest.mark.asyncio

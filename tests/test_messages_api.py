@@ -35,6 +35,11 @@ def test_send_returns_the_seed_shape(donor, conversation):
         "clientMessageId",
         "createdAt",
         "updatedAt",
+        # issue 15
+        "editedAt",
+        "deletedAt",
+        "reactions",
+        "replyTo",
     }
     assert body["messageId"].startswith("msg_")
     assert (body["conversationId"], body["senderId"], body["senderRole"]) == (conversation.pk, "u1", "USER")

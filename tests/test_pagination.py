@@ -127,7 +127,7 @@ def test_cursors_must_be_messages_of_this_conversation(donor, conversation):
 
 
 def test_empty_conversation_page(donor, conversation):
-    assert donor.get(url(conversation)).json() == {"results": [], "next": None, "previous": None}
+    assert donor.get(url(conversation)).json() == {"results": [], "next": None, "previous": None, "changeCursor": "0"}
 
 
 def test_queries_per_page_do_not_grow_with_page_size_or_history(donor, agent, conversation):

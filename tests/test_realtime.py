@@ -180,6 +180,10 @@ async def test_message_is_acknowledged_to_the_sender_and_received_by_every_other
         "clientMessageId": "c1",
         "createdAt": sent["createdAt"],
         "senderName": "u1",
+        "editedAt": None,
+        "deletedAt": None,
+        "reactions": [],
+        "replyTo": None,
     }
     for other in (agent, donor_tab):
         assert await other.receive() == {**sent, "type": "message_received"}

@@ -90,12 +90,17 @@ def credentials(caller: str, make_token) -> dict[str, str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_the_api_keeps_to_its_schema(case, caller, credentials, conversation_in_path, requests_in_process):
-    if case.method == "GET" and {"before", "after"} <= set(case.query or {}):
-        # OpenAPI cannot say that two query parameters exclude each other (their descriptions do), so this one
-        # combination is the documented 400 instead of the acceptance schemathesis expects of valid input.
+    if case.method == "GET" and len({"before", "after", "changedSince"} & set(case.query or {})) > 1:
+        # OpenAPI cannot say that query parameters exclude each other (their descriptions do), so these
+        # combinations are the documented 400 instead of the acceptance schemathesis expects of valid input.
         response = case.call(headers=credentials)
         case.validate_response(response, headers=credentials, excluded_checks=[positive_data_acceptance])
         assert response.status_code == 400
+        return
+    if case.method == "POST" and isinstance(case.body, dict) and case.body.get("replyTo"):
+        # Whether replyTo names a message of the conversation depends on the data (400 `invalid_reply_to`).
+        response = case.call(headers=credentials)
+        case.validate_response(response, headers=credentials, excluded_checks=[positive_data_acceptance])
         return
     if case.method == "POST" and case.path.endswith("/attachments"):
         # What a file is depends on its bytes (415 for a random one, 422 for a broken image), which no schema
@@ -148,7 +153,11 @@ def test_message_history_is_documented_as_the_object_it_is(openapi, donor, conve
     schema_ref = documented["content"]["application/json"]["schema"]
     assert schema_ref == {"$ref": "#/components/schemas/MessagePage"}  # was an array of pages
     page = openapi["components"]["schemas"]["MessagePage"]
-    assert set(page["required"]) == set(donor.get(messages_url(conversation)).json()) == {"results", "next", "previous"}
+    assert (
+        set(page["required"])
+        == set(donor.get(messages_url(conversation)).json())
+        == {"results", "next", "previous", "changeCursor"}
+    )
 
 
 # Statuses each operation can answer besides success.
@@ -191,6 +200,38 @@ ERROR_STATUSES = {
     ("post", "/api/canned-responses"): {400, 401, 403, 406, 409, 413, 415, 431},
     ("put", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     ("delete", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 431},
+    # edits, deletions, reactions (issue 15)
+    ("patch", "/api/conversations/{conversation_id}/messages/{message_id}"): {
+        400,
+        401,
+        403,
+        404,
+        406,
+        409,
+        413,
+        415,
+        431,
+    },
+    ("delete", "/api/conversations/{conversation_id}/messages/{message_id}"): {400, 401, 403, 404, 406, 431},
+    ("get", "/api/conversations/{conversation_id}/messages/{message_id}/versions"): {400, 401, 404, 406, 431},
+    ("put", "/api/conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}"): {
+        400,
+        401,
+        403,
+        404,
+        406,
+        409,
+        431,
+    },
+    ("delete", "/api/conversations/{conversation_id}/messages/{message_id}/reactions/{emoji}"): {
+        400,
+        401,
+        403,
+        404,
+        406,
+        409,
+        431,
+    },
 }
 
 

@@ -41,13 +41,14 @@ def _data(payload: dict[str, Any]) -> Any:
     from conversations.models import Conversation, Participant
     from conversations.rendering import render_conversations
     from messaging.models import Message
-    from messaging.serializers import MessageSerializer
+    from messaging.serializers import MessageSerializer, message_context
 
     event_type, conversation_id = payload["type"], payload["conversationId"]
-    if event_type == EventType.MESSAGE_CREATED:
+    if event_type in (EventType.MESSAGE_CREATED, EventType.MESSAGE_UPDATED, EventType.MESSAGE_DELETED):
+        # As it is at the first attempt: an edit made meanwhile shows in both events (each says what happened).
         message = Message.objects.get(pk=payload["messageId"])
         participants = list(Participant.objects.filter(conversation_id=conversation_id))
-        return MessageSerializer(message, context={"participants": participants}).data
+        return MessageSerializer(message, context=message_context([message], participants)).data
     if event_type == EventType.CSAT_SUBMITTED:
         from csat.models import CsatResponse
         from csat.services import csat_json

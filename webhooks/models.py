@@ -29,6 +29,8 @@ class EventType(models.TextChoices):
     CONVERSATION_CREATED = "conversation.created"
     CONVERSATION_UPDATED = "conversation.updated"
     MESSAGE_CREATED = "message.created"
+    MESSAGE_UPDATED = "message.updated"  # edited, or its reactions changed
+    MESSAGE_DELETED = "message.deleted"  # now a tombstone
     CONVERSATION_READ = "conversation.read"
     CSAT_SUBMITTED = "csat.submitted"
     NOTIFICATION_PENDING = "notification.pending"
