@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from audit.services import conversation_read
 from chatservice.errors import NotFound
 from chatservice.schema import ALWAYS_ERRORS, BODY_ERRORS, METADATA_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations.models import Participant
@@ -56,6 +57,7 @@ class MessageViewSet(viewsets.GenericViewSet):
             # A cursor is a message id, well formed (the serializer checked); one that names no message of
             # this conversation is a missing resource, as an unknown messageId is for PUT …/read, not bad input.
             raise NotFound("No such message in this conversation.", code="message_not_found") from None
+        conversation_read(reader=request.user, conversation_id=conversation.pk)  # staff: audited once a day
         context = {"participants": list(conversation.participants.all())}
         results = MessageSerializer(page.messages, many=True, context=context).data
         body: dict[str, Any] = {"results": results, "next": None, "previous": None}

@@ -1,5 +1,6 @@
 """The audit log: the hash chain and `audit_verify` (intact, and every kind of change made behind the
-service's back found and named), its append-only guards, and the read-only admin with its export."""
+service's back found and named), its append-only guards, the read-only admin with its export, and each
+audited action recorded where it happens."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from audit.selectors import hash_of
 from audit.services import audit_record
 from chatservice.authentication import Principal
 from conversations.models import Role
-from tests.helpers import ADMIN
+from tests.helpers import ADMIN, send
 
 pytestmark = pytest.mark.django_db
 
@@ -496,6 +497,131 @@ def test_staff_without_the_view_permission_see_no_records_and_cannot_export(conv
     assert client.get(CHANGELIST).status_code == 200
     assert client.get(CHANGELIST + "export/csv/").status_code == 200
     assert client.post(f"{CHANGELIST}{AuditRecord.objects.first().pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+# ---- the actions, where they happen ------------------------------------------------------------------
+
+
+def actions(target_id: str | None = None) -> list[tuple[str, str, str, dict]]:
+    rows = AuditRecord.objects.order_by("seq")
+    if target_id is not None:
+        rows = rows.filter(target_id=target_id)
+    return [(r.action, r.actor_id, r.actor_role, r.details) for r in rows]
+
+
+def test_assign_unassign_and_transfer_by_staff_are_recorded(agent, client_for, conversation):
+    from desk.models import AgentProfile
+
+    AgentProfile.objects.create(agent_id="agent2")
+    base = f"/api/conversations/{conversation.pk}"
+    assert agent.post(f"{base}/assign", {}, format="json").status_code == 200
+    assert agent.post(f"{base}/assign", {}, format="json").status_code == 200  # already: nothing happened
+    assert agent.post(f"{base}/transfer", {"adminId": "agent2"}, format="json").status_code == 200
+    other = client_for("agent2", "ADMIN")
+    assert other.post(f"{base}/unassign", {}, format="json").status_code == 200
+    assert actions(conversation.pk) == [
+        ("conversation.assign", "agent1", "ADMIN", {"agentId": "agent1"}),
+        ("conversation.transfer", "agent1", "ADMIN", {"from": "agent1", "to": "agent2"}),
+        ("conversation.unassign", "agent2", "ADMIN", {"agentId": "agent2"}),
+    ]
+    verify()
+
+
+def test_a_refused_change_leaves_no_record(agent, conversation):
+    response = agent.post(f"/api/conversations/{conversation.pk}/unassign", {}, format="json")
+    assert response.status_code == 409
+    assert AuditRecord.objects.count() == 0
+
+
+def test_status_changes_and_snoozes_by_staff_are_recorded_a_donors_are_not(agent, donor, conversation):
+    base = f"/api/conversations/{conversation.pk}"
+    assert donor.put(base, {"status": "CLOSED"}, format="json").status_code == 200
+    assert agent.put(base, {"status": "ACTIVE"}, format="json").status_code == 200
+    until = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    assert agent.put(base, {"snoozedUntil": until.isoformat()}, format="json").status_code == 200
+    assert agent.put(base, {"snoozedUntil": None}, format="json").status_code == 200
+    assert agent.put(base, {"status": "ARCHIVED"}, format="json").status_code == 200
+    assert actions(conversation.pk) == [
+        ("conversation.status", "agent1", "ADMIN", {"from": "CLOSED", "to": "ACTIVE"}),
+        ("conversation.snooze", "agent1", "ADMIN", {"until": until.isoformat()}),
+        ("conversation.snooze", "agent1", "ADMIN", {"until": None}),
+        ("conversation.status", "agent1", "ADMIN", {"from": "ACTIVE", "to": "ARCHIVED"}),
+    ]
+
+
+def test_console_actions_are_recorded_as_the_console_account(superuser, conversation):
+    superuser.post("/admin/conversations/conversation/", {"action": "close", "_selected_action": [conversation.pk]})
+    assert actions(conversation.pk) == [
+        ("conversation.status", "staff:maria", "ADMIN", {"from": "ACTIVE", "to": "CLOSED"})
+    ]
+
+
+def test_a_note_is_recorded_once_without_its_text(agent, conversation):
+    base = f"/api/conversations/{conversation.pk}/messages"
+    note = agent.post(
+        base, {"content": "donor sounds upset", "messageType": "NOTE", "clientMessageId": "n1"}, format="json"
+    )
+    assert note.status_code == 201
+    assert (
+        agent.post(
+            base, {"content": "donor sounds upset", "messageType": "NOTE", "clientMessageId": "n1"}, format="json"
+        ).status_code
+        == 200
+    )  # a retry
+    send(conversation, "a reply", sender=ADMIN)  # not a note: not audited
+    ((action, actor_id, role, details),) = actions(note.json()["messageId"])
+    assert (action, actor_id, role, details) == ("note.create", "agent1", "ADMIN", {"conversationId": conversation.pk})
+    assert "upset" not in json.dumps(actions())
+
+
+def test_staff_opening_a_conversation_is_recorded_once_per_day(agent, donor, client_for, conversation, monkeypatch):
+    conversation_url = f"/api/conversations/{conversation.pk}"
+    assert donor.get(conversation_url).status_code == 200
+    assert donor.get(conversation_url + "/messages").status_code == 200
+    assert AuditRecord.objects.count() == 0  # a donor reading their own conversation is not audited
+    for _ in range(2):
+        assert agent.get(conversation_url).status_code == 200
+        assert agent.get(conversation_url + "/messages").status_code == 200
+    assert client_for("agent2", "ADMIN").get(conversation_url + "/messages").status_code == 200
+    # A donor with a staff member's id is another person: it records nothing.
+    assert client_for("agent1", "USER").get(conversation_url).status_code == 404
+    assert actions() == [
+        ("conversation.read", "agent1", "ADMIN", {}),
+        ("conversation.read", "agent2", "ADMIN", {}),
+    ]
+    tomorrow = timezone.now() + timedelta(days=1)
+    monkeypatch.setattr("audit.services.timezone.now", lambda: tomorrow)
+    assert agent.get(conversation_url).status_code == 200
+    assert agent.get(conversation_url).status_code == 200
+    assert [a for a, *_ in actions()] == ["conversation.read"] * 3
+    verify()
+
+
+def test_two_reads_racing_past_the_first_check_make_one_record(agent, conversation, monkeypatch):
+    from audit import selectors
+
+    checks: list[bool] = []
+    real = selectors.read_recorded
+
+    def first_check_misses(**kwargs) -> bool:
+        found = real(**kwargs)
+        checks.append(found)
+        return False if len(checks) in (1, 3) else found  # both requests' first checks see nothing
+
+    monkeypatch.setattr(selectors, "read_recorded", first_check_misses)
+    url = f"/api/conversations/{conversation.pk}"
+    assert agent.get(url).status_code == 200
+    assert agent.get(url).status_code == 200
+    assert AuditRecord.objects.filter(action="conversation.read").count() == 1
+    assert AuditHead.objects.get(pk=HEAD_ID).seq == 1  # the second reservation was rolled back
+
+
+def test_the_console_opening_a_conversation_is_recorded(superuser, conversation):
+    # The console's conversation page is the workspace, which reads the conversation through the API.
+    page = superuser.get(f"/admin/conversations/conversation/{conversation.pk}/change/")
+    assert page.status_code == 302 and f"c={conversation.pk}" in page["Location"]
+    assert superuser.get(f"/api/conversations/{conversation.pk}").status_code == 200
+    assert actions() == [("conversation.read", "staff:maria", "ADMIN", {})]
 
 
 def test_a_donor_cannot_reach_the_audit_log(donor):
