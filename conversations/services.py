@@ -663,4 +663,22 @@ def user_erase(
         erasure.participations_removed += len(batch)
         progress("participations removed", erasure.participations_removed, total)
 
+    if erasure.found and not dry_run:
+        # Once complete, by the operator (audit.context names the command). The person is named by id
+        # and role: the record is what shows the erasure was done.
+        audit_record(
+            actor=None,
+            action=AuditAction.USER_ERASE,
+            target_type=AuditTarget.USER,
+            target_id=user_id,
+            details={
+                "role": role,
+                "messagesAnonymized": erasure.messages_anonymized,
+                "noticesRewritten": erasure.notices_rewritten,
+                "participationsRemoved": erasure.participations_removed,
+                "conversationsPseudonymized": erasure.conversations_pseudonymized,
+                "attachmentsDeleted": erasure.attachments_deleted,
+                "conversationsTouched": erasure.conversations_touched,
+            },
+        )
     return erasure

@@ -25,7 +25,7 @@ from audit.models import HEAD_ID, AuditAction, AuditHead, AuditRecord, AuditTarg
 from audit.selectors import hash_of
 from audit.services import audit_record
 from chatservice.authentication import Principal
-from conversations.models import Role
+from conversations.models import Conversation, Role
 from tests.helpers import ADMIN, send
 
 pytestmark = pytest.mark.django_db
@@ -556,6 +556,26 @@ def test_console_actions_are_recorded_as_the_console_account(superuser, conversa
     ]
 
 
+def test_the_idle_commands_are_recorded_as_the_operator(conversation):
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now() - timedelta(days=40))
+    call_command("close_inactive_conversations", days=30, stdout=StringIO())
+    ((action, actor_id, role, details),) = actions(conversation.pk)
+    assert (action, actor_id, role) == ("conversation.status", "", "OPERATOR")
+    assert details["from"] == "ACTIVE" and details["to"] == "CLOSED"
+    assert details["reason"] == "no activity for 30 days"
+    assert details["operator"]["command"] == "close_inactive_conversations"
+
+
+def test_the_close_schedule_is_recorded_as_the_operator(settings, transactional_db, conversation):
+    from jobs.runner import run_schedule  # it closes its connections when done: no test transaction survives that
+
+    settings.CHAT = {**settings.CHAT, "CLOSE_INACTIVE_DAYS": 30}
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now() - timedelta(days=40))
+    run_schedule("close_inactive_conversations")
+    ((_, actor_id, role, details),) = actions(conversation.pk)
+    assert (actor_id, role, details["operator"]) == ("", "OPERATOR", {"schedule": "close_inactive_conversations"})
+
+
 def test_a_note_is_recorded_once_without_its_text(agent, conversation):
     base = f"/api/conversations/{conversation.pk}/messages"
     note = agent.post(
@@ -622,6 +642,57 @@ def test_the_console_opening_a_conversation_is_recorded(superuser, conversation)
     assert page.status_code == 302 and f"c={conversation.pk}" in page["Location"]
     assert superuser.get(f"/api/conversations/{conversation.pk}").status_code == 200
     assert actions() == [("conversation.read", "staff:maria", "ADMIN", {})]
+
+
+def test_an_erasure_is_recorded_once_complete_naming_the_command(conversation):
+    send(conversation, "my address is 1 Main St")
+    call_command("erase_user", user="u1", role="USER", dry_run=True, stdout=StringIO())
+    assert AuditRecord.objects.count() == 0  # a dry run changes nothing, records nothing
+    call_command("erase_user", user="u1", role="USER", stdout=StringIO())
+    ((action, actor_id, role, details),) = actions("u1")
+    assert (action, actor_id, role) == ("user.erase", "", "OPERATOR")
+    assert details["role"] == "USER"
+    assert details["messagesAnonymized"] == 1 and details["conversationsTouched"] == 1
+    assert details["operator"]["command"] == "erase_user"
+    assert "Main St" not in json.dumps(details)
+    call_command("erase_user", user="u1", role="USER", missing_ok=True, stdout=StringIO())
+    assert AuditRecord.objects.count() == 1  # nothing left to erase: nothing done, nothing recorded
+
+
+def test_webhook_endpoint_changes_are_recorded_without_the_secret(settings, superuser):
+    from webhooks.models import WebhookEndpoint
+
+    settings.CHAT = {**settings.CHAT, "WEBHOOK_ALLOW_PRIVATE": True}
+    call_command("webhook_add", url="http://127.0.0.1:9/hooks?token=abc", events="message.created", stdout=StringIO())
+    endpoint = WebhookEndpoint.objects.get()
+    form = {
+        "url": "http://127.0.0.1:9/hooks2",
+        "description": "CRM",
+        "events": ["message.created", "conversation.read"],
+        "active": "on",
+        "secret": "whsec_" + "A" * 32,
+    }
+    assert superuser.post(f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/", form).status_code == 302
+    assert superuser.post("/admin/webhooks/webhookendpoint/add/", form).status_code == 302
+    added = WebhookEndpoint.objects.exclude(pk=endpoint.pk).get()
+    delete = superuser.post(f"/admin/webhooks/webhookendpoint/{added.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 302
+    records = actions()
+    assert [(a, who, role) for a, who, role, _ in records] == [
+        ("webhook.create", "", "OPERATOR"),
+        ("webhook.update", "staff:maria", "ADMIN"),
+        ("webhook.create", "staff:maria", "ADMIN"),
+        ("webhook.delete", "staff:maria", "ADMIN"),
+    ]
+    created, updated = records[0][3], records[1][3]
+    assert created["url"] == "http://127.0.0.1:9/hooks?…"  # the query may carry a receiver's token
+    assert created["operator"]["command"] == "webhook_add"
+    assert updated["changed"] == ["description", "events", "secret", "url"]
+    assert updated["events"] == ["conversation.read", "message.created"]
+    everything = json.dumps(records)
+    assert endpoint.secret not in everything and "A" * 32 not in everything and "abc" not in everything
+    assert [r.target_id for r in AuditRecord.objects.order_by("seq")] == [endpoint.pk, endpoint.pk, added.pk, added.pk]
+    verify()
 
 
 def test_a_donor_cannot_reach_the_audit_log(donor):
