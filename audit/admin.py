@@ -45,7 +45,7 @@ EXPORT_COLUMNS = (
 )
 # Spreadsheets run a cell starting with one of these as a formula; such cells get a leading quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-SUMMARY_LENGTH = 80
+SUMMARY_LENGTH = 50
 
 
 def _value_text(value: Any) -> str:
@@ -85,8 +85,7 @@ class AuditRecordAdmin(admin.ModelAdmin):
     ordering = ["-seq"]
     list_per_page = 100
     fieldsets = [
-        (None, {"fields": ["seq", "id", "created_at", "actor", "action", "target"]}),
-        (_("Details"), {"fields": ["details_rows"]}),
+        (None, {"fields": ["seq", "id", "created_at", "actor", "action", "target", "details_rows"]}),
         (_("Chain"), {"fields": ["prev_hash", "hash"]}),
     ]
     readonly_fields = ["seq", "id", "created_at", "actor", "action", "target", "details_rows", "prev_hash", "hash"]
@@ -116,8 +115,8 @@ class AuditRecordAdmin(admin.ModelAdmin):
     @admin.display(description=_("details"))
     def summary(self, obj: AuditRecord) -> str:
         details = obj.details if isinstance(obj.details, dict) else {"": obj.details}
-        text = ", ".join(f"{key}={_value_text(value)}" for key, value in sorted(details.items()))
-        return Truncator(text).chars(SUMMARY_LENGTH)
+        shown = sorted((k, v) for k, v in details.items() if k != "operator")  # the actor column names it
+        return Truncator(", ".join(f"{key}={_value_text(value)}" for key, value in shown)).chars(SUMMARY_LENGTH)
 
     @admin.display(description=_("details"))
     def details_rows(self, obj: AuditRecord) -> str:

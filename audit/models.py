@@ -104,7 +104,12 @@ class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
 
 class AuditRecord(models.Model):
     id = models.CharField(
-        primary_key=True, max_length=ID_MAX_LENGTH, db_column="_id", default=new_audit_id, editable=False
+        _("record id"),
+        primary_key=True,
+        max_length=ID_MAX_LENGTH,
+        db_column="_id",
+        default=new_audit_id,
+        editable=False,
     )
     seq = models.PositiveBigIntegerField(_("number"), unique=True, editable=False)
     created_at = models.DateTimeField(_("time"), editable=False)
@@ -131,7 +136,7 @@ class AuditRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.action}"
+        return f"#{self.seq} {self.get_action_display()}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
