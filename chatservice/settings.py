@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "csat",
     "notifications",
     "attachments",
+    "audit",
     "corsheaders",
     "axes",
 ]

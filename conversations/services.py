@@ -15,6 +15,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from attachments import services as attachments
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import NotFound, PermissionDenied, ServiceError
@@ -140,6 +142,9 @@ def conversation_update(
                 _record_status_change(conversation=conversation, actor=actor, status=status)
             if snoozed_until is not UNSET and snoozed_until is not None and snoozed_until > now:
                 _schedule_wake(conversation.pk, snoozed_until)
+            if snoozed_until is not UNSET:  # staff only (checked above)
+                until = snoozed_until.isoformat() if snoozed_until is not None else None
+                _audit(actor, AuditAction.CONVERSATION_SNOOZE, conversation, {"until": until})
             announce.conversation_updated(conversation.pk)
 
     write()
@@ -210,6 +215,21 @@ def _record_status_change(
         details={**(details or {}), **({"reasonText": reason} if reason else {})},
     )
     record_notice(conversation=conversation, actor=actor, metadata=metadata)
+    # Staff and the operator's commands are audited; a donor closing or reopening their own is not.
+    if actor.is_admin:
+        change = {"from": conversation.status, "to": status, **({"reason": reason} if reason else {})}
+        _audit(actor, AuditAction.CONVERSATION_STATUS, conversation, change)
+
+
+def _audit(actor: Principal, action: str, conversation: Conversation, details: dict[str, Any]) -> None:
+    """An audit record of a change to `conversation`, in its transaction; SYSTEM_ACTOR is the operator."""
+    audit_record(
+        actor=None if actor == SYSTEM_ACTOR else actor,
+        action=action,
+        target_type=AuditTarget.CONVERSATION,
+        target_id=conversation.pk,
+        details=details,
+    )
 
 
 def record_notice(*, conversation: Conversation, actor: Principal, metadata: dict[str, Any]) -> None:
@@ -643,4 +663,22 @@ def user_erase(
         erasure.participations_removed += len(batch)
         progress("participations removed", erasure.participations_removed, total)
 
+    if erasure.found and not dry_run:
+        # Once complete, by the operator (audit.context names the command). The person is named by id
+        # and role: the record is what shows the erasure was done.
+        audit_record(
+            actor=None,
+            action=AuditAction.USER_ERASE,
+            target_type=AuditTarget.USER,
+            target_id=user_id,
+            details={
+                "role": role,
+                "messagesAnonymized": erasure.messages_anonymized,
+                "noticesRewritten": erasure.notices_rewritten,
+                "participationsRemoved": erasure.participations_removed,
+                "conversationsPseudonymized": erasure.conversations_pseudonymized,
+                "attachmentsDeleted": erasure.attachments_deleted,
+                "conversationsTouched": erasure.conversations_touched,
+            },
+        )
     return erasure

@@ -9,6 +9,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.services import conversation_read
 from chatservice.ids import ID_PATTERN
 from chatservice.schema import ALWAYS_ERRORS, BODY_ERRORS, METADATA_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations import selectors, services
@@ -127,6 +128,7 @@ class ConversationViewSet(viewsets.GenericViewSet):
     @extend_schema(responses={200: ConversationSerializer, **error_responses(ALWAYS_ERRORS, "not_found")})
     def retrieve(self, request: Request, pk: str) -> Response:
         conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+        conversation_read(reader=request.user, conversation_id=conversation.pk)  # staff: audited once a day
         return Response(render_conversations([conversation], viewer=request.user)[0])
 
     @extend_schema(request=ConversationUpdateInput, responses={200: ConversationSerializer, **UPDATE_ERRORS})

@@ -7,7 +7,8 @@ Invariants:
   on PostgreSQL, the database lock on SQLite, a write conflict on MongoDB serialise attempts on the
   same agent) and only then counts their open conversations, inside the same transaction. The
   conversation is claimed by a conditional UPDATE (admin_count = 0), so it is never given twice.
-- Every assignment and unassignment is recorded as a SYSTEM notice in the same transaction.
+- Every assignment and unassignment is recorded as a SYSTEM notice in the same transaction; those made
+  by staff (assign, unassign, transfer), not the desk's automatic ones, also as audit records.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
 from chatservice.errors import Conflict, NotFound, PermissionDenied
@@ -84,7 +87,17 @@ def assign(*, conversation: Conversation, actor: Principal, agent_id: str) -> bo
         raise PermissionDenied("Only support staff may assign conversations.", code="admin_only")
     how = notices.SELF if agent_id == actor.user_id else notices.MANUAL
     with atomic():
-        return _assign_in_transaction(conversation, actor, agent_id, how)
+        assigned = _assign_in_transaction(conversation, actor, agent_id, how)
+        if assigned:
+            _audit(actor, AuditAction.CONVERSATION_ASSIGN, conversation, {"agentId": agent_id})
+        return assigned
+
+
+def _audit(actor: Principal, action: str, conversation: Conversation, details: dict[str, str]) -> None:
+    """A staff member's assignment change, in its transaction (the desk's own automatic ones are not)."""
+    audit_record(
+        actor=actor, action=action, target_type=AuditTarget.CONVERSATION, target_id=conversation.pk, details=details
+    )
 
 
 def _unassign_in_transaction(conversation: Conversation, actor: Principal, agent_id: str, *, record: bool) -> bool:
@@ -112,9 +125,12 @@ def _unassign_in_transaction(conversation: Conversation, actor: Principal, agent
 
 
 @retry_transient
-def _release(conversation: Conversation, actor: Principal, agent_id: str) -> bool:
+def _release(conversation: Conversation, actor: Principal, agent_id: str, *, audited: bool = False) -> bool:
     with atomic():
-        return _unassign_in_transaction(conversation, actor, agent_id, record=True)
+        released = _unassign_in_transaction(conversation, actor, agent_id, record=True)
+        if released and audited:
+            _audit(actor, AuditAction.CONVERSATION_UNASSIGN, conversation, {"agentId": agent_id})
+        return released
 
 
 def unassign(*, conversation: Conversation, actor: Principal, agent_id: str) -> None:
@@ -124,7 +140,7 @@ def unassign(*, conversation: Conversation, actor: Principal, agent_id: str) -> 
     if not actor.is_admin:
         raise PermissionDenied("Only support staff may unassign.", code="admin_only")
 
-    if not _release(conversation, actor, agent_id):
+    if not _release(conversation, actor, agent_id, audited=True):
         raise NotAssigned()
     route_if_unassigned(conversation.pk, exclude=[agent_id])
     drain_queue()
@@ -144,6 +160,7 @@ def transfer(*, conversation: Conversation, actor: Principal, agent_id: str) -> 
         with atomic():
             _assign_in_transaction(conversation, actor, agent_id, notices.TRANSFER)
             _unassign_in_transaction(conversation, actor, actor.user_id, record=False)
+            _audit(actor, AuditAction.CONVERSATION_TRANSFER, conversation, {"from": actor.user_id, "to": agent_id})
 
     write()
     drain_queue()

@@ -16,6 +16,7 @@ import time
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
+from audit.context import operator_schedule
 from chatservice.dbthreads import DatabaseThreads
 from jobs.registry import SCHEDULES
 
@@ -47,7 +48,8 @@ def dispatch(job_id: str) -> None:
 def run_schedule(name: str) -> None:
     """One run of a schedule; a failure is logged and the next interval tries again."""
     try:
-        SCHEDULES[name].run()
+        with operator_schedule(name):  # what it changes is audited as the operator's, naming the schedule
+            SCHEDULES[name].run()
     except Exception as exc:
         logger.warning("schedule %s failed: %s", name, exc, exc_info=True)
     finally:

@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from attachments import references as attachment_references
 from attachments.services import attachments_delete
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record
 from chatservice.authentication import Principal
 from chatservice.db import atomic
 from chatservice.errors import Conflict, NotFound, PermissionDenied
@@ -158,6 +160,19 @@ def message_delete(*, conversation: Conversation, actor: Principal, message_id: 
         current.change_seq = change
         current.save(update_fields=["content", "metadata", "reactions", "deleted_at", "updated_at", "change_seq"])
         _announce(current, message_deleted_frame(current), EventType.MESSAGE_DELETED)
+        if actor.is_admin:  # a staff deletion is audited (whose words, not the words); a donor's own is not
+            audit_record(
+                actor=actor,
+                action=AuditAction.MESSAGE_DELETE,
+                target_type=AuditTarget.MESSAGE,
+                target_id=current.pk,
+                details={
+                    "conversationId": current.conversation_id,
+                    "senderId": current.sender_id,
+                    "senderRole": current.sender_role,
+                    "messageType": current.message_type,
+                },
+            )
     return current
 
 

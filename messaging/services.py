@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from attachments import references as attachment_references
 from attachments.services import mark_shared
+from audit.services import notes_created
 from chatservice import metrics
 from chatservice.authentication import Principal
 from chatservice.db import atomic, retry_transient
@@ -198,6 +199,7 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
     if not messages:
         return Appended(results, {}, [], frozenset(closed))
     Message.objects.bulk_create(messages)
+    notes_created(messages)  # internal notes are audit records too, in this transaction
     Participant.objects.advance_watermarks(watermarks)
     webhook_events.events_record_many(
         (EventType.MESSAGE_CREATED, m.conversation_id, {"messageId": m.id}, m.message_type in STAFF_ONLY_TYPES)

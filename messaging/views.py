@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from audit.services import conversation_read
 from chatservice.errors import NotFound
 from chatservice.schema import ALWAYS_ERRORS, BODY_ERRORS, METADATA_ERRORS, UNSAFE_ERRORS, error_responses
 from conversations.models import Conversation, Participant
@@ -55,6 +56,7 @@ class MessageViewSet(viewsets.GenericViewSet):
         conversation = conversation_get(viewer=request.user, conversation_id=conversation_id)
         query = MessageListQuery(data=query_of(request))
         query.is_valid(raise_exception=True)
+        conversation_read(reader=request.user, conversation_id=conversation.pk)  # staff: audited once a day
         if "changedSince" in query.validated_data:
             return self._changes(request, conversation, int(query.validated_data["changedSince"]), query)
         # Read (with the conversation) before the page: a change made while the page is read is then still

@@ -329,3 +329,28 @@ def test_changes_since_a_cursor_are_the_messages_as_they_are_now_without_notes_f
 def test_bad_change_cursors_are_refused(donor, conversation, query, code):
     response = donor.get(url(conversation, tail=query))
     assert (response.status_code, response.json()["code"]) == (400, code)
+
+
+def test_a_staff_deletion_is_audited_and_a_donors_own_is_not(donor, agent, staff_in):
+    from audit.models import AuditRecord
+
+    conversation = staff_in
+    mine = send(conversation, "donor words")
+    theirs = send(conversation, "another")
+    assert donor.delete(url(conversation, mine)).status_code == 204
+    assert not AuditRecord.objects.filter(action="message.delete").exists()
+    assert agent.delete(url(conversation, theirs)).status_code == 204
+    (record,) = AuditRecord.objects.filter(action="message.delete")
+    assert (record.actor_id, record.actor_role, record.target_type, record.target_id) == (
+        "agent1",
+        "ADMIN",
+        "message",
+        theirs.pk,
+    )
+    assert record.details == {
+        "conversationId": conversation.pk,
+        "senderId": "u1",
+        "senderRole": "USER",
+        "messageType": "TEXT",
+    }
+    assert "another" not in str(record.details)

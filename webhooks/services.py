@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditTarget
+from audit.services import audit_record
+from chatservice.authentication import Principal
+from chatservice.db import atomic
 from chatservice.errors import ServiceError
 from chatservice.ids import new_id
 from jobs.services import jobs_enqueue
@@ -18,9 +23,16 @@ DELIVER_KIND = "webhook.deliver"
 
 
 def endpoint_create(
-    *, url: str, events: list[str], secret: str | None = None, include_notes: bool = False, description: str = ""
+    *,
+    url: str,
+    events: list[str],
+    secret: str | None = None,
+    include_notes: bool = False,
+    description: str = "",
+    actor: Principal | None = None,
 ) -> WebhookEndpoint:
-    """A new endpoint; refused (ServiceError) for an unsafe URL, an unknown event type or a malformed secret."""
+    """A new endpoint; refused (ServiceError) for an unsafe URL, an unknown event type or a malformed secret.
+    Audited as `actor`'s (None: the operator, e.g. `webhook_add`)."""
     unknown = sorted(set(events) - set(EventType.values))
     if not events or unknown:
         raise ServiceError(
@@ -34,8 +46,33 @@ def endpoint_create(
     except UnsafeURL as exc:
         raise ServiceError(str(exc), code=UnsafeURL.code) from None
     fields: dict[str, Any] = {"secret": secret} if secret else {}
-    return WebhookEndpoint.objects.create(
-        url=url, events=sorted(set(events)), include_notes=include_notes, description=description, **fields
+    with atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            url=url, events=sorted(set(events)), include_notes=include_notes, description=description, **fields
+        )
+        endpoint_audit(actor=actor, endpoint=endpoint, action=AuditAction.WEBHOOK_CREATE)
+    return endpoint
+
+
+def endpoint_audit(
+    *, actor: Principal | None, endpoint: WebhookEndpoint, action: str, changed: Iterable[str] = ()
+) -> None:
+    """Record `action` (webhook.create, .update, .delete) on `endpoint` as it stands, in the change's
+    transaction; `changed` names the fields an update changed. The secret is never recorded (only that it
+    changed), nor the URL's query, which may carry a receiver's token."""
+    parts = urlsplit(endpoint.url)
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, "…" if parts.query else "", ""))
+    details: dict[str, Any] = {
+        "url": url,
+        "events": sorted(endpoint.events),
+        "includeNotes": endpoint.include_notes,
+        "active": endpoint.active,
+        "description": endpoint.description,
+    }
+    if changed:
+        details["changed"] = sorted(changed)
+    audit_record(
+        actor=actor, action=action, target_type=AuditTarget.WEBHOOK_ENDPOINT, target_id=endpoint.pk, details=details
     )
 
 

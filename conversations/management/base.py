@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from audit.context import operator_command
 from chatservice.errors import ServiceError
 from conversations.models import Conversation
 from conversations.services import Transitions
@@ -84,9 +85,10 @@ class IdleTransitionCommand(BaseCommand):
                 self.stdout.write(f"{self.past} {done}/{total}")
 
         try:
-            result = self.service(
-                days=days, dry_run=dry_run, batch_size=batch_size, on_progress=progress, on_conversation=each
-            )
+            with operator_command(self.__module__.rsplit(".", 1)[-1]):  # audit records name the command
+                result = self.service(
+                    days=days, dry_run=dry_run, batch_size=batch_size, on_progress=progress, on_conversation=each
+                )
         except ServiceError as exc:
             raise CommandError(exc.detail) from exc
         which = f"{self.from_status} conversation(s) with no activity for {days} days (since {since})"

@@ -20,7 +20,7 @@ from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import MULTI
 
 ALIAS = "mongo_offline"
-CHAT_APPS = frozenset({"conversations", "messaging", "identity", "desk"})
+CHAT_APPS = frozenset({"conversations", "messaging", "identity", "desk", "audit"})
 SETTINGS: dict[str, Any] = {
     "ENGINE": "tests.mongo_offline",
     "HOST": "mongodb://offline.invalid:27017/chat_offline",

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import operator_command
 from chatservice.authentication import USER_ID_MAX_LENGTH
 from chatservice.errors import ServiceError
 from conversations.management.base import add_batch_size
@@ -59,7 +60,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"{step} {done}/{total}")
 
         try:
-            erasure = user_erase(user_id=user, role=role, dry_run=dry_run, batch_size=batch_size, on_progress=progress)
+            with operator_command("erase_user"):  # the audit record of the erasure names this command
+                erasure = user_erase(
+                    user_id=user, role=role, dry_run=dry_run, batch_size=batch_size, on_progress=progress
+                )
         except ServiceError as exc:
             raise CommandError(exc.detail) from exc
         if not erasure.found:

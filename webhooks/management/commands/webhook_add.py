@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import operator_command
 from chatservice.errors import ServiceError
 from webhooks.models import EventType
 from webhooks.services import endpoint_create
@@ -27,13 +28,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, url: str, events: str, secret: str | None, **options: Any) -> None:
         try:
-            endpoint = endpoint_create(
-                url=url,
-                events=[event.strip() for event in events.split(",") if event.strip()],
-                secret=secret,
-                include_notes=options["include_notes"],
-                description=options["description"],
-            )
+            with operator_command("webhook_add"):  # the audit record of the new endpoint names this command
+                endpoint = endpoint_create(
+                    url=url,
+                    events=[event.strip() for event in events.split(",") if event.strip()],
+                    secret=secret,
+                    include_notes=options["include_notes"],
+                    description=options["description"],
+                )
         except ServiceError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"id: {endpoint.pk}")
