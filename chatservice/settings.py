@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "csat",
     "notifications",
     "attachments",
+    "exports",
+    "retention",
     "audit",
     "corsheaders",
     "axes",

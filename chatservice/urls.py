@@ -12,6 +12,7 @@ from chatservice.widget import embedded_chat, widget_script
 from conversations.views import ConversationViewSet
 from desk.views import AgentViewSet, CannedResponseViewSet
 from desk.workspace import workspace
+from exports.views import MyExportView, TranscriptView
 from messaging.views import MessageChangeViewSet, MessageViewSet, ReactionViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
 
@@ -55,6 +56,12 @@ urlpatterns = [
         rf"^api/attachments/(?P<attachment_id>{ID_PATTERN})/link/?$",
         AttachmentLinkView.as_view(),
         name="attachment-link",
+    ),
+    re_path(r"^api/me/export/?$", MyExportView.as_view(), name="my-export"),
+    re_path(
+        rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/transcript/?$",
+        TranscriptView.as_view(),
+        name="conversation-transcript",
     ),
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),

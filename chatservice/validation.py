@@ -93,6 +93,19 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class QueryIntegerField(serializers.IntegerField):
+    """An integer in a query string: digits, optionally signed. DRF also takes "0.0" and " 7", which the
+    schema (type integer) does not allow."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, str) or not _QUERY_INTEGER.fullmatch(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+_QUERY_INTEGER = re.compile(r"-?[0-9]+")
+
+
 class StrictBooleanField(serializers.BooleanField):
     """A JSON boolean: `"true"`, `1` and `"on"` are not booleans (DRF takes all three)."""
 

@@ -125,6 +125,10 @@ class Conversation(models.Model):
     )
     # The donor's latest rating (csat.services.csat_json), kept with it: the list shows it without a query.
     csat = models.JSONField(null=True, blank=True, editable=False)
+    # Set when retention purged it (retention.services): a tombstone of an ARCHIVED conversation, its
+    # messages, files and participants gone, `purge_counts` saying how many there were.
+    purged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    purge_counts = models.JSONField(null=True, blank=True, editable=False)
 
     objects = ConversationQuerySet.as_manager()
 

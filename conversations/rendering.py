@@ -61,6 +61,12 @@ def last_message_json(message: Message | None) -> dict[str, Any] | None:
     }
 
 
+def purged_json(conversation: Conversation) -> dict[str, Any] | None:
+    if conversation.purged_at is None:
+        return None
+    return {"purgedAt": iso(conversation.purged_at), **(conversation.purge_counts or {})}
+
+
 def conversation_json(
     conversation: Conversation,
     *,
@@ -90,6 +96,7 @@ def conversation_json(
         "waitingSince": _when(conversation.waiting_since),
         "lastMessage": last_message_json(last),
         "csat": conversation.csat,
+        "purged": purged_json(conversation),
     }
     if role != Role.ADMIN:
         for name in STAFF_ONLY_FIELDS:

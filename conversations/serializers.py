@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chatservice.validation import MetadataField, StrictCharField, StrictIntegerField
+from chatservice.validation import MetadataField, QueryIntegerField, StrictCharField, StrictIntegerField
 from conversations.models import (
     LABEL_MAX_LENGTH,
     MAX_LABELS,
@@ -59,6 +59,15 @@ class CsatSerializer(serializers.Serializer):
     submittedAt = serializers.DateTimeField()
 
 
+class PurgedSerializer(serializers.Serializer):
+    """An ARCHIVED conversation purged by retention (CHAT_RETENTION_DAYS): what it had, now gone."""
+
+    purgedAt = serializers.DateTimeField()
+    messages = serializers.IntegerField()
+    attachments = serializers.IntegerField()
+    participants = serializers.IntegerField()
+
+
 class ConversationSerializer(serializers.Serializer):
     """Output: the shape the schema publishes. `unreadCount` is for the viewer (null when the viewer is not
     a participant). Responses are built by conversations.rendering, which tests hold equal to this."""
@@ -82,11 +91,18 @@ class ConversationSerializer(serializers.Serializer):
     waitingSince = serializers.DateTimeField(source="waiting_since", allow_null=True)
     lastMessage = serializers.SerializerMethodField()
     csat = CsatSerializer(allow_null=True, read_only=True, help_text="The donor's latest rating, or null.")
+    purged = serializers.SerializerMethodField()
 
     def get_unreadCount(self, conversation: Conversation) -> int | None:
         # participants.all() is prefetched: no query per conversation.
         principal = self.context.get("principal")
         return None if principal is None else unread_for(conversation, principal)
+
+    @extend_schema_field(PurgedSerializer(allow_null=True))
+    def get_purged(self, conversation: Conversation) -> dict[str, Any] | None:
+        from conversations.rendering import purged_json
+
+        return purged_json(conversation)
 
     @extend_schema_field(LastMessageSerializer(allow_null=True))
     def get_lastMessage(self, conversation: Conversation) -> dict[str, Any] | None:
@@ -197,13 +213,13 @@ class ConversationListQuery(serializers.Serializer):
         max_length=SUBJECT_MAX_LENGTH,
         help_text="Staff only: the conversation id or donor id (exact), or words of the subject.",
     )
-    limit = serializers.IntegerField(
+    limit = QueryIntegerField(
         required=False,
         min_value=1,
         help_text=f"Conversations per page (default {CONVERSATION_PAGE_SIZE}); "
         f"more than {CONVERSATION_PAGE_MAX} count as {CONVERSATION_PAGE_MAX}.",
     )
-    offset = serializers.IntegerField(
+    offset = QueryIntegerField(
         required=False, min_value=0, max_value=CONVERSATION_OFFSET_MAX, help_text="Conversations to skip."
     )
 

@@ -46,6 +46,13 @@ def archive_closed() -> object:
     return conversations_archive_closed(days=settings.CHAT["ARCHIVE_CLOSED_DAYS"])
 
 
+@schedule("purge_archived_conversations", interval_s=lambda: _days("RETENTION_DAYS"))
+def purge_archived() -> object:
+    from retention.services import conversations_purge
+
+    return conversations_purge(days=settings.CHAT["RETENTION_DAYS"])
+
+
 @schedule("agents_away", interval_s=lambda: settings.CHAT["AGENT_AWAY_CHECK_S"])
 def agents_away() -> int:
     from desk.assignment import mark_away

@@ -11,7 +11,13 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from chatservice.ids import ID_PATTERN
-from chatservice.validation import MetadataField, StrictCharField, is_attachment_reference, is_file_metadata
+from chatservice.validation import (
+    MetadataField,
+    QueryIntegerField,
+    StrictCharField,
+    is_attachment_reference,
+    is_file_metadata,
+)
 from conversations.models import Participant
 from messaging.models import CLIENT_MESSAGE_ID_MAX_LENGTH, Message, MessageType
 from messaging.replies import quoted_messages
@@ -152,7 +158,7 @@ CHANGE_CURSOR_PATTERN = r"^[0-9]{1,18}$"
 
 class MessageListQuery(serializers.Serializer):
     # Out-of-range limits are clamped by the view, as DRF pagination does; non-numbers are refused.
-    limit = serializers.IntegerField(
+    limit = QueryIntegerField(
         required=False, min_value=1, help_text="Messages per page (default 50); more than 200 count as 200."
     )
     before = serializers.RegexField(

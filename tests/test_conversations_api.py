@@ -40,6 +40,7 @@ def test_create_returns_the_seed_shape_and_makes_the_creator_a_user_participant(
         "waitingSince",
         "lastMessage",
         "csat",
+        "purged",  # retention (issue 15): null until purged
     }
     assert body["conversationId"].startswith("conv_")
     assert body["createdBy"] == "u1"
@@ -332,3 +333,10 @@ def test_list_query_count_does_not_grow_with_rows(donor):
     large = count_queries(30)
     assert small == large
     assert large <= 3  # count, page, participants
+
+
+@pytest.mark.parametrize("query", ["?offset=0.0", "?limit=2.0", "?limit=%207", "?offset=1e3"])
+def test_paging_numbers_are_whole_numbers_as_the_schema_says(donor, query):
+    """DRF's IntegerField took "0.0" and " 7"; the schema (integer) does not, and neither does the API."""
+    response = donor.get(LIST + query)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")

@@ -200,7 +200,9 @@ ERROR_STATUSES = {
     ("post", "/api/canned-responses"): {400, 401, 403, 406, 409, 413, 415, 431},
     ("put", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     ("delete", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 431},
-    # edits, deletions, reactions (issue 15)
+    # edits, deletions, reactions, exports (issue 15)
+    ("get", "/api/me/export"): {400, 401, 406, 431},
+    ("get", "/api/conversations/{conversation_id}/transcript"): {400, 401, 403, 404, 406, 431},
     ("patch", "/api/conversations/{conversation_id}/messages/{message_id}"): {
         400,
         401,
