@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "csat",
     "notifications",
     "attachments",
+    "search",
     "corsheaders",
     "axes",
 ]
@@ -284,6 +285,8 @@ CHAT = {
     "ATTACHMENT_LINK_TTL_S": CONFIG.attachments.link_ttl_s,
     "ATTACHMENT_MAX_PIXELS": CONFIG.attachments.max_pixels,
     "CLAMAV_URL": CONFIG.attachments.clamav_url,
+    # Message search (search/): the text search configuration of PostgreSQL, the language of MongoDB's index.
+    "SEARCH_LANGUAGE": CONFIG.search_language,
 }
 
 # Email (offline notifications): SMTP from EMAIL_*, files under var/mail/ in development (config._notify).

@@ -1,0 +1,119 @@
+"""Words, matching and snippets: the part of search that is the same on every database.
+
+A word is a run of letters, digits, combining marks and private-use characters (Unicode categories L*, N*,
+M*, Co); anything else separates words. This is the rule SQLite's FTS5 index is built with
+(search.backends.sqlite: unicode61 with those categories), so a Bengali word keeps its vowel signs and
+`don't` is the two words `don` and `t`. Words compare case-insensitively and without the accents of Latin
+letters (`Café` matches `cafe`), as unicode61's remove_diacritics 2 does.
+
+Snippet offsets count UTF-16 code units, as JavaScript strings do: `text.slice(start, end)` in a browser is
+the matched word, whatever emoji or other characters outside the Basic Multilingual Plane come before it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+# Words of a query used at most (a 200-character query has fewer anyway); more would only narrow the
+# result, and each one is a term every index has to intersect.
+MAX_TERMS = 32
+# The snippet: at most this many code points of the message, starting a little before its first match.
+SNIPPET_CHARS = 160
+SNIPPET_LEAD = 40
+ELLIPSIS = "…"
+# Combining diacritical marks: what remove_diacritics strips from Latin letters once decomposed.
+_DIACRITICS = range(0x0300, 0x0370)
+
+
+def is_word_char(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "LNM" or category == "Co"
+
+
+def fold(word: str) -> str:
+    """The form two words are compared in: lower case, Latin accents removed."""
+    decomposed = unicodedata.normalize("NFD", word.lower())
+    return unicodedata.normalize("NFC", "".join(c for c in decomposed if ord(c) not in _DIACRITICS))
+
+
+def words(text: str) -> list[tuple[int, int]]:
+    """(start, end) code point offsets of each word of `text`, in order."""
+    spans: list[tuple[int, int]] = []
+    start = None
+    for index, char in enumerate(text):
+        if is_word_char(char):
+            if start is None:
+                start = index
+        elif start is not None:
+            spans.append((start, index))
+            start = None
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a query, in order, folded (repeats kept: they matter to the phrase). Empty when the
+    query has no word at all (only punctuation, symbols or emoji): such a query matches nothing."""
+    terms = [fold(query[start:end]) for start, end in words(query)]
+    return [term for term in terms if term][:MAX_TERMS]
+
+
+@dataclass(frozen=True)
+class Snippet:
+    text: str
+    # [start, end) of each matched word in `text`, in UTF-16 code units, in order, never overlapping.
+    matches: list[tuple[int, int]]
+
+
+def utf16_length(text: str) -> int:
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def snippet(content: str, terms: list[str]) -> Snippet:
+    """A plain-text excerpt of `content` around its first matching word, with every matching word marked.
+
+    When the content is longer than SNIPPET_CHARS the excerpt starts up to SNIPPET_LEAD characters before
+    the first match and is cut at whitespace (never inside a word, a surrogate pair or an emoji sequence
+    joined by ZWJ, which has no whitespace); a cut end is shown as "…", counted in the offsets like any
+    other character."""
+    wanted = set(terms)
+    spans = [(s, e) for s, e in words(content) if fold(content[s:e]) in wanted]
+    begin, end = 0, len(content)
+    if len(content) > SNIPPET_CHARS:
+        first = spans[0][0] if spans else 0
+        begin = _cut_after_space(content, max(0, first - SNIPPET_LEAD), first)
+        end = _cut_before_space(content, min(len(content), begin + SNIPPET_CHARS), begin)
+    text = content[begin:end]
+    prefix = ELLIPSIS if begin > 0 else ""
+    suffix = ELLIPSIS if end < len(content) else ""
+    shift = utf16_length(prefix)
+    matches = []
+    for s, e in spans:
+        if s >= begin and e <= end:
+            start16 = shift + utf16_length(content[begin:s])
+            matches.append((start16, start16 + utf16_length(content[s:e])))
+    return Snippet(prefix + text + suffix, matches)
+
+
+def _cut_after_space(text: str, at: int, limit: int) -> int:
+    """The first position at or after `at` (and not after `limit`) that starts a word or follows
+    whitespace; `at` itself when it is 0 or none is found."""
+    if at == 0:
+        return 0
+    for index in range(at, limit):
+        if text[index - 1].isspace() and not text[index].isspace():
+            return index
+    return limit
+
+
+def _cut_before_space(text: str, at: int, floor: int) -> int:
+    """The last position at or before `at` that ends before whitespace (keeping at least one character
+    after `floor`); `at` when none is found (one very long word is cut where it must be)."""
+    if at >= len(text):
+        return len(text)
+    for index in range(at, floor, -1):
+        if text[index].isspace():
+            return index
+    return at
