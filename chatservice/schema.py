@@ -111,7 +111,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "max_length": ErrorCode(
         400,
         "A text field is over its limit, counted as sent: `subject` 200, `adminId` 128, `messageId` and "
-        "`clientMessageId` 64.",
+        "`clientMessageId` 64, a search's `q` 200.",
     ),
     "invalid_choice": ErrorCode(400, "Not one of the listed values (`status`, `assigned`, `messageType`)."),
     "min_value": ErrorCode(400, "`limit` below 1, or `offset` below 0."),
@@ -130,7 +130,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "metadata_too_deep": ErrorCode(400, f"`metadata` nests deeper than {METADATA_MAX_DEPTH} levels."),
     "metadata_number_out_of_range": ErrorCode(400, "A number in `metadata` is beyond -2^53 to 2^53."),
     "empty_update": ErrorCode(400, "An update names none of `subject`, `metadata` and `status`."),
-    "invalid_cursor": ErrorCode(400, "`before` and `after` together: a page follows one cursor."),
+    "invalid_cursor": ErrorCode(
+        400,
+        "`before` and `after` together: a page follows one cursor; or a search's `before` that is not a cursor "
+        "the search returned.",
+    ),
     "null_characters_not_allowed": ErrorCode(400, "A cursor (`before`, `after`) contains a NUL character."),
     "too_many_fields": ErrorCode(400, "More than 1,000 fields in the query string."),
     "bad_request": ErrorCode(400, "Refused before reaching the API, e.g. a `Host` that is not an allowed host."),

@@ -14,6 +14,7 @@ from desk.views import AgentViewSet, CannedResponseViewSet
 from desk.workspace import workspace
 from messaging.views import MessageViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
+from search.views import MessageSearchView
 
 router = SimpleRouter()
 # The seed's paths have no trailing slash; one is tolerated (clients built on DRF conventions add it).
@@ -47,6 +48,7 @@ urlpatterns = [
         AttachmentLinkView.as_view(),
         name="attachment-link",
     ),
+    re_path(r"^api/search/messages/?$", MessageSearchView.as_view(), name="search-messages"),
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),
     path("admin/desk/", workspace, name="desk-workspace"),
