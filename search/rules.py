@@ -19,7 +19,8 @@ UNSEARCHABLE_TYPES = frozenset({MessageType.SYSTEM})
 
 
 @cache
-def _erased() -> tuple[str, str]:
+def erased_markers() -> tuple[str, str]:
+    """(sender id, content) of an erased message."""
     # conversations.services imports messaging.services, which calls search.services: read lazily.
     from conversations.services import ERASED_CONTENT, ERASED_USER_ID
 
@@ -27,7 +28,7 @@ def _erased() -> tuple[str, str]:
 
 
 def is_searchable(message: Message) -> bool:
-    erased_user, erased_content = _erased()
+    erased_user, erased_content = erased_markers()
     return (
         message.message_type not in UNSEARCHABLE_TYPES
         and bool(message.content.strip())
@@ -37,7 +38,7 @@ def is_searchable(message: Message) -> bool:
 
 def searchable() -> Q:
     """The same rule as an ORM filter (blank content other than "" is rare and never matches a word)."""
-    erased_user, erased_content = _erased()
+    erased_user, erased_content = erased_markers()
     return (
         ~Q(message_type__in=sorted(UNSEARCHABLE_TYPES))
         & ~Q(content="")

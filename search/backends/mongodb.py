@@ -57,7 +57,7 @@ def phrase_pattern(terms: list[str]) -> str:
 def pipeline(terms: list[str], scope: Scope, *, after: Position | None, limit: int) -> list[dict[str, Any]]:
     from search import rules
 
-    erased_user, erased_content = rules._erased()
+    erased_user, erased_content = rules.erased_markers()
     hidden = sorted(rules.UNSEARCHABLE_TYPES | (set() if scope.include_notes else {MessageType.NOTE}))
     match: dict[str, Any] = {
         "$text": {"$search": text_search(terms)},
@@ -67,7 +67,7 @@ def pipeline(terms: list[str], scope: Scope, *, after: Position | None, limit: i
     }
     if scope.conversation_ids is not None:
         match["conversation_id"] = {"$in": list(scope.conversation_ids)}
-    tier: Any = PHRASE_TIER
+    tier: Any = {"$literal": PHRASE_TIER}  # a bare 1 in $project would mean "include the field tier"
     if len(terms) > 1:
         regex = {"$regexMatch": {"input": "$content", "regex": phrase_pattern(terms), "options": "i"}}
         tier = {"$cond": [regex, PHRASE_TIER, WORDS_TIER]}

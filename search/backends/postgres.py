@@ -63,7 +63,7 @@ class PostgresBackend:
             return []
         from search import rules
 
-        erased_user, erased_content = rules._erased()
+        erased_user, erased_content = rules.erased_markers()
         config = f"'{language()}'::regconfig"
         vector = tsvector_sql("m.")
         single = len(terms) == 1
