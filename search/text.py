@@ -54,10 +54,10 @@ def words(text: str) -> list[tuple[int, int]]:
 
 
 def query_terms(query: str) -> list[str]:
-    """The words of a query, in order, folded (repeats kept: they matter to the phrase). Empty when the
-    query has no word at all (only punctuation, symbols or emoji): such a query matches nothing."""
-    terms = [fold(query[start:end]) for start, end in words(query)]
-    return [term for term in terms if term][:MAX_TERMS]
+    """The words of a query as typed, in order (repeats kept: they matter to the phrase). Not folded here:
+    each database folds them as it folded the indexed text. Empty when the query has no word at all (only
+    punctuation, symbols or emoji): such a query matches nothing."""
+    return [query[start:end] for start, end in words(query) if fold(query[start:end])][:MAX_TERMS]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def snippet(content: str, terms: list[str]) -> Snippet:
     the first match and is cut at whitespace (never inside a word, a surrogate pair or an emoji sequence
     joined by ZWJ, which has no whitespace); a cut end is shown as "…", counted in the offsets like any
     other character."""
-    wanted = set(terms)
+    wanted = {fold(term) for term in terms}
     spans = [(s, e) for s, e in words(content) if fold(content[s:e]) in wanted]
     begin, end = 0, len(content)
     if len(content) > SNIPPET_CHARS:

@@ -117,6 +117,9 @@ class PostgresBackend:
         from chatservice.db import atomic
 
         with atomic(), connection.cursor() as cursor:
+            # A transaction that already wrote messages holds their deferred foreign-key checks, and
+            # PostgreSQL builds no index on a table with pending trigger events: check them now instead.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(DROP_INDEX_SQL)
             cursor.execute(create_index_sql())
         return Message.objects.count()
