@@ -321,7 +321,8 @@ def measure(args: argparse.Namespace, rng: random.Random, words: Words, seeded: 
 def report(args: argparse.Namespace, vendor: str, seeded: dict[str, Any], stats: dict[str, Any]) -> str:
     from django.db import connection
 
-    versions = f"PostgreSQL {connection.pg_version}" if vendor == "postgresql" else ""
+    version = connection.pg_version if vendor == "postgresql" else 0
+    versions = f"PostgreSQL {version // 10000}.{version % 10000}" if version else ""
     lines = [
         "# Message search benchmark" + (" (PostgreSQL)" if vendor == "postgresql" else ""),
         "",

@@ -4,6 +4,7 @@ MongoDB path proven offline (tests.mongo_offline) as far as a server-less client
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -296,6 +297,44 @@ def test_search_reindex_builds_the_index_again(agent, conversation, capsys):
     assert "Search index rebuilt" in capsys.readouterr().out
     assert found(agent, "refund") == [kept.pk]
     assert len(found(agent, "erased")) == 1
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="the application's own index: SQLite only")
+def test_the_migration_indexes_the_messages_stored_before_it(donor, agent, conversation):
+    """An existing database gets its index when search's migration runs, as the services would write it."""
+    migration = importlib.import_module("search.migrations.0001_initial")
+    text_message = send(conversation, "refund before search existed")
+    note = send(conversation, "refund note", sender=ADMIN, message_type=MessageType.NOTE)
+    with transaction.atomic():
+        message_append(
+            conversation=conversation, sender_id="agent1", sender_role="ADMIN", content="refund", message_type="SYSTEM"
+        )
+    written = index_rows()
+    with connection.cursor() as cursor:
+        for statement in migration.SQLITE_DROP:
+            cursor.execute(statement)
+
+    class Editor:  # what the migration uses of a schema editor (Django's cannot open inside a test's transaction)
+        def __init__(self) -> None:
+            self.connection = connection
+
+        def execute(self, sql: str) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+
+    migration.create(None, Editor())
+    assert index_rows() == written
+    assert found(agent, "refund") == [note.pk, text_message.pk]
+    assert found(donor, "refund") == [text_message.pk]
+
+
+def index_rows() -> list[tuple[str, str, str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT d.message_id, d.conversation_id, f.body, f.scope FROM search_message_doc AS d "
+            "JOIN search_message_fts AS f ON f.rowid = d.doc ORDER BY d.doc"
+        )
+        return cursor.fetchall()
 
 
 def test_the_search_language_is_checked_at_start_up():

@@ -53,9 +53,11 @@ CHUNK = 500
 
 
 def conversation_token(conversation_id: str) -> str:
-    # Ids are [A-Za-z0-9_-]; the token keeps the letters and digits (one unicode61 word). Two ids that
-    # differ only in _ or - share a token: the index then over-selects, and the conversation filter decides.
-    return "c" + re.sub(r"[^A-Za-z0-9]", "", conversation_id)
+    # Ids are [A-Za-z0-9_-]: without _ and - the token is one unicode61 word (search's migration spells the
+    # same with SQL's replace()). Two ids that differ only in _ or - share a token: the index then
+    # over-selects, and the conversation filter on the documents decides. Any other character would split
+    # the token in two, in the index and in the quoted query alike, which still match as a phrase.
+    return "c" + re.sub(r"[_-]", "", conversation_id)
 
 
 def scope_text(message: Message) -> str:

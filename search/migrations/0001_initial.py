@@ -13,6 +13,19 @@ SQLITE_CREATE = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS search_message_fts USING fts5(body, scope, "
     "tokenize=\"unicode61 remove_diacritics 2 categories 'L* N* Co M*'\")",
 )
+# Messages stored before this migration, indexed as search.services would (search.rules: no SYSTEM notice,
+# no empty content, nothing erased; scope: the conversation's token and, for notes, "xnote"), numbered by
+# createdAt. Plain SQL: a million messages take seconds, where model instances would take minutes.
+SQLITE_BACKFILL = (
+    "INSERT OR IGNORE INTO search_message_doc (message_id, conversation_id) "
+    "SELECT _id, conversation_id FROM messaging_message "
+    "WHERE message_type <> 'SYSTEM' AND content <> '' AND NOT (sender_id = 'erased-user' AND content = '[erased]') "
+    "ORDER BY created_at, _id",
+    "INSERT OR REPLACE INTO search_message_fts (rowid, body, scope) "
+    "SELECT d.doc, m.content, 'c' || replace(replace(m.conversation_id, '_', ''), '-', '') "
+    "|| CASE WHEN m.message_type = 'NOTE' THEN ' xnote' ELSE '' END "
+    "FROM search_message_doc AS d JOIN messaging_message AS m ON m._id = d.message_id",
+)
 SQLITE_DROP = ("DROP TABLE IF EXISTS search_message_fts", "DROP TABLE IF EXISTS search_message_doc")
 POSTGRES_INDEX = "search_message_content_tsv"
 MONGODB_INDEX = "search_message_content_text"
@@ -26,7 +39,7 @@ def language():
 def create(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor == "sqlite":
-        for statement in SQLITE_CREATE:
+        for statement in (*SQLITE_CREATE, *SQLITE_BACKFILL):
             schema_editor.execute(statement)
     elif connection.vendor == "postgresql":
         schema_editor.execute(
