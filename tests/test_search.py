@@ -224,6 +224,17 @@ def test_a_long_message_gives_an_excerpt_around_its_first_match():
     assert not snippet.text[1:-1].startswith(" ") and "wor " not in snippet.text  # cut at spaces
 
 
+def test_the_word_pattern_is_the_word_rule_for_every_code_point():
+    """words() splits with one regular expression (fast); it must say what is_word_char says, everywhere."""
+    pattern = text._word_pattern()
+    disagree = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if not 0xD800 <= code <= 0xDFFF and bool(pattern.fullmatch(chr(code))) != text.is_word_char(chr(code))
+    ]
+    assert disagree == []
+
+
 def test_words_are_letters_digits_and_marks():
     assert text.query_terms("Don't re-fund £20!! আমি 😀") == ["Don", "t", "re", "fund", "20", "আমি"]
     assert [text.fold(word) for word in text.query_terms("CAFÉ Naïve")] == ["cafe", "naive"]
