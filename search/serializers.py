@@ -33,8 +33,8 @@ class SearchQuery(serializers.Serializer):
         max_length=MAX_QUERY_LENGTH,
         help_text=(
             f"The words to find, at most {MAX_QUERY_LENGTH} characters. A message matches when it contains every "
-            "word, in any case, accents of Latin letters ignored; punctuation, symbols and emoji separate words. "
-            "A query without any word matches nothing."
+            "word, in any case (accents of Latin letters ignored, except by PostgreSQL's default configuration); "
+            "punctuation, symbols and emoji separate words. A query without any word matches nothing."
         ),
     )
     conversationId = serializers.RegexField(
