@@ -12,7 +12,7 @@ PORT ?= 3006
 # socket lives (realtime.presence), and clients resume after any reconnect anyway.
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
-.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks token messages
+.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks bench-search token messages
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ bench-ws: install
 
 bench-webhooks: install
 	$(PY) bench/webhook_bench.py
+
+# Message search over 1,000,000 messages (SQLite; BENCH_ARGS="--database-url postgres://…" for PostgreSQL).
+bench-search: install
+	$(PY) bench/search_bench.py $(BENCH_ARGS)
 
 token: install
 	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}

@@ -9,6 +9,7 @@ a refusal to start.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,11 @@ MAX_REACTIONS = 24  # the picker's size; also bounds a message's reaction summar
 MAX_REACTION_LENGTH = 16  # characters of one emoji (a ZWJ family sequence is up to 11)
 # Archived conversations older than this many days are purged (CHAT_RETENTION_DAYS; unset or 0: kept forever).
 RETENTION_DAYS = (0, 0, 36500)
+# Message search (search/): the language words are indexed in on PostgreSQL (a text search configuration:
+# 'simple' keeps every word as written, any language; 'english' stems and drops English stop words) and on
+# MongoDB (the text index's default_language; 'simple' is its "none"). SQLite's index has no language.
+DEFAULT_SEARCH_LANGUAGE = "simple"
+SEARCH_LANGUAGE_PATTERN = re.compile(r"^[a-z_]{1,63}$")
 LOG_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 # Request line plus headers Daphne reads before answering 431 (chatservice.header_limits): Twisted's own
 # limit, kept; an oversized request costs the worker no more than this before it is refused.
@@ -269,6 +275,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     attachments: AttachmentConfig = field(default_factory=AttachmentConfig)
     messages: MessageFeatures = field(default_factory=MessageFeatures)
+    search_language: str = DEFAULT_SEARCH_LANGUAGE
 
 
 def _public_http_url(name: str, raw: str) -> str:
@@ -399,6 +406,17 @@ def _attachments(env: Mapping[str, str]) -> AttachmentConfig:
         link_ttl_s=_ranged(env, "CHAT_ATTACHMENT_LINK_TTL_S", ATTACHMENT_LINK_TTL_S),
         max_pixels=_ranged(env, "CHAT_ATTACHMENT_MAX_PIXELS", ATTACHMENT_MAX_PIXELS),
     )
+
+
+def _search_language(env: Mapping[str, str]) -> str:
+    """A name spelled into SQL and index definitions (search.backends): lower-case letters and underscores only.
+    Whether PostgreSQL or MongoDB knows the language is for them to say, when the index is built."""
+    language = env.get("CHAT_SEARCH_LANGUAGE", "").strip().lower() or DEFAULT_SEARCH_LANGUAGE
+    if not SEARCH_LANGUAGE_PATTERN.match(language):
+        raise ConfigError(
+            f"CHAT_SEARCH_LANGUAGE={language!r} is not a language name like simple or english (letters and _ only)"
+        )
+    return language
 
 
 def _jobs_runner(env: Mapping[str, str], redis_url: str | None) -> str:
@@ -713,6 +731,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),
         attachments=_attachments(env),
         messages=_message_features(env),
+        search_language=_search_language(env),
         notify=_notify(env, debug=debug, port=_int(env, "PORT", DEFAULT_PORT, minimum=1, maximum=65535)),
         job_settings={
             name: _ranged(env, f"CHAT_{name}", spec) for name, spec in {**JOB_TIMINGS, **TRANSITION_DAYS}.items()

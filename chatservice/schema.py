@@ -111,7 +111,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "max_length": ErrorCode(
         400,
         "A text field is over its limit, counted as sent: `subject` 200, `adminId` 128, `messageId` and "
-        "`clientMessageId` 64.",
+        "`clientMessageId` 64, a search's `q` 200.",
     ),
     "invalid_choice": ErrorCode(400, "Not one of the listed values (`status`, `assigned`, `messageType`)."),
     "min_value": ErrorCode(400, "`limit` below 1, or `offset` below 0."),
@@ -131,7 +131,9 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "metadata_number_out_of_range": ErrorCode(400, "A number in `metadata` is beyond -2^53 to 2^53."),
     "empty_update": ErrorCode(400, "An update names none of `subject`, `metadata` and `status`."),
     "invalid_cursor": ErrorCode(
-        400, "More than one of `before`, `after` and `changedSince`: a page follows one cursor."
+        400,
+        "More than one of `before`, `after` and `changedSince`: a page follows one cursor; or a search's `before` "
+        "that is not a cursor the search returned.",
     ),
     "null_characters_not_allowed": ErrorCode(400, "A cursor (`before`, `after`) contains a NUL character."),
     "too_many_fields": ErrorCode(400, "More than 1,000 fields in the query string."),

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "exports",
     "retention",
     "audit",
+    "search",
     "corsheaders",
     "axes",
 ]
@@ -291,6 +292,8 @@ CHAT = {
     "EDIT_WINDOW_S": CONFIG.messages.edit_window_s,
     "REACTIONS": CONFIG.messages.reactions,
     "RETENTION_DAYS": CONFIG.messages.retention_days,
+    # Message search (search/): the text search configuration of PostgreSQL, the language of MongoDB's index.
+    "SEARCH_LANGUAGE": CONFIG.search_language,
 }
 
 # Email (offline notifications): SMTP from EMAIL_*, files under var/mail/ in development (config._notify).

@@ -15,6 +15,7 @@ from desk.workspace import workspace
 from exports.views import MyExportView, TranscriptView
 from messaging.views import MessageChangeViewSet, MessageViewSet, ReactionViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
+from search.views import MessageSearchView
 
 router = SimpleRouter()
 # The seed's paths have no trailing slash; one is tolerated (clients built on DRF conventions add it).
@@ -63,6 +64,7 @@ urlpatterns = [
         TranscriptView.as_view(),
         name="conversation-transcript",
     ),
+    re_path(r"^api/search/messages/?$", MessageSearchView.as_view(), name="search-messages"),
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),
     path("admin/desk/", workspace, name="desk-workspace"),

@@ -30,6 +30,7 @@ from notifications import services as notifications
 from realtime import inbox_events
 from realtime.broadcast import conversation_group, publish_on_commit
 from realtime.events import frame_event, read_receipt_frame
+from search import services as search_index
 from webhooks.models import EventType
 from webhooks.selectors import subscribed
 from webhooks.services import events_record
@@ -587,6 +588,8 @@ def user_erase(
         if not dry_run:
             with atomic():
                 Message.objects.bulk_update(batch, ANONYMIZED_FIELDS)
+                # Their words leave the search index with them (an erased message is not searchable).
+                search_index.messages_reindexed(messages=batch)
         erasure.messages_anonymized += len(batch)
         progress("messages anonymized", erasure.messages_anonymized, total)
 
@@ -613,6 +616,7 @@ def user_erase(
             if named and not dry_run:
                 with atomic():
                     Message.objects.bulk_update(named, ["content", "metadata", "updated_at"])
+                    search_index.messages_reindexed(messages=named)  # notices are not indexed today; if they were
             erasure.notices_rewritten += len(named)
         scanned += len(batch)
         progress("staff conversations scanned for notices", scanned, total)

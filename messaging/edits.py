@@ -39,6 +39,7 @@ from realtime.events import (
     message_updated_frame,
     reaction_updated_frame,
 )
+from search import services as search_index
 from webhooks import services as webhook_events
 from webhooks.models import EventType
 
@@ -130,6 +131,7 @@ def message_edit(*, conversation: Conversation, editor: Principal, message_id: s
         current.edited_at = current.updated_at = now
         current.change_seq = change
         current.save(update_fields=["content", "metadata", "edited_at", "updated_at", "change_seq"])
+        search_index.messages_reindexed(messages=[current])  # in step with the edit, in its transaction
         quoted = quoted_messages([current]).get(current.reply_to_id or "")
         _announce(current, message_updated_frame(message_payload(current, quoted), change), EventType.MESSAGE_UPDATED)
     return current
@@ -159,6 +161,7 @@ def message_delete(*, conversation: Conversation, actor: Principal, message_id: 
         current.deleted_at = current.updated_at = now
         current.change_seq = change
         current.save(update_fields=["content", "metadata", "reactions", "deleted_at", "updated_at", "change_seq"])
+        search_index.messages_reindexed(messages=[current])  # a tombstone leaves the index
         _announce(current, message_deleted_frame(current), EventType.MESSAGE_DELETED)
         if actor.is_admin:  # a staff deletion is audited (whose words, not the words); a donor's own is not
             audit_record(

@@ -45,6 +45,7 @@ from realtime.events import (
     message_payload,
     messages_event,
 )
+from search import services as search_index
 from webhooks import services as webhook_events
 from webhooks.models import EventType
 
@@ -200,6 +201,8 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
         return Appended(results, {}, [], frozenset(closed))
     Message.objects.bulk_create(messages)
     notes_created(messages)  # internal notes are audit records too, in this transaction
+    # In this transaction: a search never finds a message that did not commit, nor misses one that did.
+    search_index.messages_indexed(messages=messages)
     Participant.objects.advance_watermarks(watermarks)
     webhook_events.events_record_many(
         (EventType.MESSAGE_CREATED, m.conversation_id, {"messageId": m.id}, m.message_type in STAFF_ONLY_TYPES)

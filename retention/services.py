@@ -28,6 +28,7 @@ from conversations.models import Conversation, ConversationStatus, Participant
 from conversations.selectors import in_pk_batches
 from csat.models import CsatResponse
 from messaging.models import Message, MessageVersion
+from search import services as search_index
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def _purge_one(conversation_id: str, cutoff: datetime, result: Purge) -> bool:
             "participants": Participant.objects.filter(conversation_id=conversation_id).count(),
         }
         messages.delete()
+        search_index.conversations_unindexed(conversation_ids=[conversation_id])
         Participant.objects.filter(conversation_id=conversation_id).delete()
         CsatResponse.objects.filter(conversation_id=conversation_id).update(comment="")
         Conversation.objects.filter(pk=conversation_id).update(

@@ -191,6 +191,7 @@ ERROR_STATUSES = {
     ("post", "/api/conversations/{id}/csat"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     ("get", "/api/me/notifications"): {400, 401, 406, 431},
     ("put", "/api/me/notifications"): {400, 401, 403, 406, 413, 415, 431},
+    ("get", "/api/search/messages"): {400, 401, 404, 406, 431},
     ("post", "/api/conversations/{id}/unassign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     # the support desk (staff only: 403 for donors)
     ("get", "/api/agents"): {400, 401, 403, 406, 431},

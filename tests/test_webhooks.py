@@ -285,3 +285,27 @@ def test_a_worker_killed_mid_delivery_leaves_the_event_to_the_next_one(settings,
     (delivery,) = receiver.delivered()
     assert Webhook(endpoint.secret).verify(delivery["body"], delivery["headers"])["data"]["messageId"] == message.pk
     assert Job.objects.get(pk=job.pk).attempts == 2
+
+
+def test_edits_reactions_and_deletions_are_delivered_as_message_updated_and_deleted(receiver):
+    from messaging import edits
+
+    endpoint_create(url=receiver.url, events=["message.updated", "message.deleted"])
+    conversation = conversation_services.conversation_create(creator=USER, subject="Order")
+    message = send(conversation, "helo")
+    note = send(conversation, "internal", sender=ADMIN, message_type="NOTE")
+    edits.message_edit(conversation=conversation, editor=USER, message_id=message.pk, content="hello")
+    edits.reaction_set(conversation=conversation, actor=ADMIN, message_id=message.pk, emoji="\U0001f44d", on=True)
+    edits.message_edit(conversation=conversation, editor=ADMIN, message_id=note.pk, content="internal, edited")
+    edits.message_delete(conversation=conversation, actor=USER, message_id=message.pk)
+    delivered = [json.loads(r["body"]) for r in receiver.wait_for(3)]
+    # In order; the note's edit is not sent to an endpoint without include_notes. Each body is rendered at its
+    # first attempt: the message as it was then (the last one, a tombstone).
+    assert [(b["type"], b["data"]["messageId"]) for b in delivered] == [
+        ("message.updated", message.pk),
+        ("message.updated", message.pk),
+        ("message.deleted", message.pk),
+    ]
+    assert delivered[2]["data"]["content"] == "" and delivered[2]["data"]["deletedAt"]
+    runner.stop_embedded()
+    assert len(receiver.delivered()) == 3
