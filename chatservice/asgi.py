@@ -23,7 +23,7 @@ from chatservice.asgi_handler import OneHopASGIHandler  # noqa: E402
 
 django_asgi_app = OneHopASGIHandler()
 
-from chatservice import access_log, header_limits  # noqa: E402
+from chatservice import access_log, flow_control, header_limits  # noqa: E402
 from jobs import runner as job_runner  # noqa: E402
 
 # Without REDIS_URL this process is also the job runner and scheduler (jobs/runner.py); with it, Celery.
@@ -33,6 +33,7 @@ job_runner.start()
 # in query strings, and oversized request headers are answered with 431 instead of a dropped connection.
 access_log.install()
 header_limits.install()
+flow_control.install()
 
 from chatservice.asgi_middleware import BodySizeLimitMiddleware  # noqa: E402
 from realtime.auth import QueryTokenAuthMiddleware  # noqa: E402

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
@@ -10,6 +11,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse
 
 from chatservice.dbthreads import DatabaseThreads
+from chatservice.flow_control import ResponseFlow
 
 _threads = DatabaseThreads("http", lambda: settings.CHAT["HTTP_DB_THREADS"])
 
@@ -36,6 +38,42 @@ class OneHopASGIHandler(ASGIHandler):
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponse:
         return await _threads.wrap(self.get_response)(request)
+
+
+STREAM_BATCH_BYTES = 64 * 1024  # what one hop to a thread produces of a streamed body before it is sent
+
+
+def streamed(chunks: Iterator[str], flow: ResponseFlow | None = None) -> AsyncIterator[bytes]:
+    """A synchronous body generator (which may query the database) as the async iterator ASGI wants, pulled
+    about 64 KiB at a time on the worker's HTTP threads, and only while the connection can take more
+    (`flow`, chatservice.flow_control). Django's handler would otherwise take a synchronous iterator whole
+    into memory before sending a byte (StreamingHttpResponse.__aiter__)."""
+
+    def take() -> bytes:
+        batch, size = [], 0
+        for chunk in chunks:
+            data = chunk.encode()
+            batch.append(data)
+            size += len(data)
+            if size >= STREAM_BATCH_BYTES:
+                break
+        return b"".join(batch)
+
+    async def pull() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                if flow is not None:
+                    flow.start()
+                    await flow.writable()
+                part = await _threads.wrap(take)()
+                if not part:
+                    return
+                yield part
+        finally:
+            if flow is not None:
+                flow.stop()
+
+    return pull()
 
 
 def close_http_threads() -> None:

@@ -54,7 +54,9 @@ def _messages_json(conversation: Conversation, participants: list[Participant], 
     yield "["
     first = True
     for page in _messages(conversation, notes=notes):
-        rendered = MessageSerializer(page, many=True, context=message_context(page, participants)).data
+        # to_representation, not .data: DRF's ReturnList and its serializer refer to each other, so every page
+        # would wait for a full garbage collection (34 MB live over a 40 MB export, measured).
+        rendered = MessageSerializer(many=True, context=message_context(page, participants)).to_representation(page)
         for message in rendered:
             yield ("" if first else ",") + _json(message)
             first = False

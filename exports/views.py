@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -9,7 +11,9 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from chatservice.asgi_handler import streamed
 from chatservice.errors import PermissionDenied
+from chatservice.flow_control import flow_of
 from chatservice.schema import ALWAYS_ERRORS, error_responses
 from conversations.selectors import conversation_get
 from conversations.views import query_of
@@ -24,8 +28,12 @@ class TranscriptQuery(serializers.Serializer):
     )
 
 
-def _download(chunks: object, *, content_type: str, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(chunks, content_type=content_type)
+def _download(request: Request, chunks: Iterator[str], *, content_type: str, filename: str) -> StreamingHttpResponse:
+    """A download that streams: under ASGI (a request with a scope) pulled a batch at a time on the HTTP
+    threads, so memory stays at a batch however long the export; under WSGI (tests) as it is."""
+    scope = getattr(request._request, "scope", None)
+    body = streamed(chunks, flow_of(scope)) if scope is not None else chunks
+    response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response
@@ -49,7 +57,7 @@ class MyExportView(APIView):
         """Everything the caller may see of their own conversations, as one JSON download."""
         services.user_export_recorded(person=request.user, actor=request.user)
         chunks = selectors.user_export(person=request.user, base_url=request.build_absolute_uri("/"))
-        return _download(chunks, content_type="application/json", filename="careforall-chat-export.json")
+        return _download(request, chunks, content_type="application/json", filename="careforall-chat-export.json")
 
 
 class TranscriptView(APIView):
@@ -75,6 +83,6 @@ class TranscriptView(APIView):
         services.transcript_recorded(conversation=conversation, actor=request.user, format=fmt, notes=notes)
         if fmt == "json":
             chunks = selectors.transcript_json(conversation=conversation, viewer=request.user, notes=notes)
-            return _download(chunks, content_type="application/json", filename=f"{conversation.pk}.json")
+            return _download(request, chunks, content_type="application/json", filename=f"{conversation.pk}.json")
         chunks = selectors.transcript_text(conversation=conversation, notes=notes)
-        return _download(chunks, content_type="text/plain; charset=utf-8", filename=f"{conversation.pk}.txt")
+        return _download(request, chunks, content_type="text/plain; charset=utf-8", filename=f"{conversation.pk}.txt")
