@@ -11,7 +11,7 @@ from playwright.sync_api import Frame, Page, expect
 
 from chatservice.config import BASE_DIR
 from tests import browser as kit
-from tests.test_browser_donor import new_conversation, open_chat, post
+from tests.test_browser_donor import AGENT, DONOR, change_as, new_conversation, open_chat, post, react_as
 from tests.test_browser_widget import HOST, chat, host_sites, launcher, staff_says, widget_server  # noqa: F401
 from tests.test_browser_workspace import agents, log_in  # noqa: F401
 
@@ -57,13 +57,34 @@ def test_the_widget_has_no_serious_violations(widget_server, host_sites, new_pag
 
 def test_the_donor_page_has_no_serious_violations(chat_server, new_page, axe_source):
     conversation = new_conversation(chat_server, "Accessibility of the donor page")
-    post(chat_server, conversation, "Hello, how can we help?")
+    hello = post(chat_server, conversation, "Hello, how can we help?")
+    # What a conversation has once messages change: a reaction, a reply quoting an edited message, a tombstone.
+    react_as(chat_server, conversation, hello["messageId"], "👍", DONOR, "USER")
+    change_as(chat_server, conversation, hello["messageId"], "PATCH", AGENT, "ADMIN", json={"content": "Hello!"})
+    reply = {"content": "Where is my receipt?", "replyTo": hello["messageId"]}
+    assert chat_server.api("POST", f"/api/conversations/{conversation}/messages", DONOR, json=reply).status_code == 201
+    gone = post(chat_server, conversation, "A mistake", DONOR, "USER")
+    change_as(chat_server, conversation, gone["messageId"], "DELETE", DONOR, "USER")
     page = new_page()
     page.goto(f"{chat_server.url}/chat/")
     audit(page, axe_source, "donor page (signed out)")
     open_chat(page, chat_server, conversation)
-    expect(page.locator("#messages .content").last).to_have_text("Hello, how can we help?")
+    expect(page.locator("#messages .tombstone")).to_have_text("This message was deleted")
     audit(page, axe_source, "donor page (conversation)")
+    # A message's actions, the reaction picker, the reply strip and the delete dialog.
+    mine = page.locator("#messages > li.mine.actionable")
+    mine.focus()
+    mine.get_by_role("button", name="Add a reaction").click()
+    expect(mine.get_by_role("group", name="Reactions")).to_be_visible()
+    audit(page, axe_source, "donor page (reaction picker)")
+    page.keyboard.press("Escape")
+    mine.get_by_role("button", name="Reply").click()
+    expect(page.locator("#replying")).to_be_visible()
+    audit(page, axe_source, "donor page (replying)")
+    mine.focus()
+    mine.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    audit(page, axe_source, "donor page (delete dialog)")
 
 
 def test_the_console_conversation_page_has_no_serious_violations(chat_server, agents, new_page, axe_source):  # noqa: F811
