@@ -90,9 +90,36 @@ def test_the_donor_page_has_no_serious_violations(chat_server, new_page, axe_sou
 def test_the_console_conversation_page_has_no_serious_violations(chat_server, agents, new_page, axe_source):  # noqa: F811
     created = chat_server.api("POST", "/api/conversations", "donor-a11y", json={"subject": "Receipt missing"})
     conversation = created.json()["conversationId"]
-    chat_server.api("POST", f"/api/conversations/{conversation}/messages", "donor-a11y", json={"content": "Hi!"})
+    path = f"/api/conversations/{conversation}/messages"
+    hello = chat_server.api("POST", path, "donor-a11y", json={"content": "Hi!"}).json()
+    # An edited message with a reaction, a reply quoting it, a tombstone.
+    assert chat_server.api(
+        "PATCH", f"{path}/{hello['messageId']}", "donor-a11y", json={"content": "Hi there!"}
+    ).is_success
+    assert chat_server.api("PUT", f"{path}/{hello['messageId']}/reactions/%F0%9F%91%8D", "donor-a11y").is_success
+    reply = {"content": "Which receipt?", "replyTo": hello["messageId"]}
+    assert chat_server.api("POST", path, "agent-a11y", "ADMIN", json=reply).status_code == 201
+    gone = chat_server.api("POST", path, "donor-a11y", json={"content": "Oops"}).json()
+    assert chat_server.api("DELETE", f"{path}/{gone['messageId']}", "donor-a11y").status_code == 204
     page = new_page()
     log_in(page, chat_server, "maria")
     page.goto(f"{chat_server.url}/admin/desk/?c={conversation}")
     expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    expect(page.locator(".desk-tombstone")).to_be_visible()
     audit(page, axe_source, "console conversation page")
+    first = page.locator(f'.desk-msg[data-message-id="{hello["messageId"]}"]')
+    first.focus()
+    first.get_by_role("button", name="Add a reaction").click()
+    expect(first.get_by_role("group", name="Reactions")).to_be_visible()
+    audit(page, axe_source, "console (reaction picker)")
+    page.keyboard.press("Escape")
+    first.get_by_role("button", name="Reply", exact=True).click()
+    audit(page, axe_source, "console (replying)")
+    first.get_by_role("button", name="edited").click()
+    expect(page.get_by_role("dialog", name="Earlier versions")).to_contain_text("Hi!")
+    audit(page, axe_source, "console (earlier versions)")
+    page.keyboard.press("Escape")
+    first.focus()
+    first.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("dialog", name="Delete this message?")).to_be_visible()
+    audit(page, axe_source, "console (delete dialog)")
