@@ -514,6 +514,7 @@ def test_an_archived_conversation_is_read_only(chat_server, new_page):
     expect(page.locator("#ended")).to_contain_text("archived")
     expect(page.locator("#composer")).to_be_hidden()
     expect(page.locator("#messages .content", has_text="Answered long ago")).to_be_visible()
+    expect(page.locator("#messages > li.theirs").get_by_role("button")).to_have_count(0)  # read-only: no actions
 
 
 def test_times_carry_a_date_when_not_today(chat_server, new_page):

@@ -178,6 +178,9 @@ def test_two_agents_two_donors_assignment_transfer_notes_and_canned(chat_server,
     john.locator(".desk-toolbar [data-desk-action=close]").click()
     expect(john.locator("[data-desk-closed]")).to_be_visible()
     expect(john.locator("[data-desk-reply]")).to_be_hidden()
+    # Nothing to reply with, so no message offers Reply; reacting still works on a closed conversation.
+    expect(john.locator(".desk-msg").get_by_role("button", name="Reply", exact=True)).to_have_count(0)
+    expect(john.locator(".desk-msg-USER").get_by_role("button", name="Add a reaction")).to_have_count(1)
     expect(item(john, first)).to_have_count(0)  # the Open filter hides it now
     # The donor rates it; the context pane shows the rating live (conversation_updated), as text.
     rated = chat_server.api(
@@ -198,6 +201,7 @@ def test_two_agents_two_donors_assignment_transfer_notes_and_canned(chat_server,
     save(small, "workspace-360-list")
     small.locator(".desk-item").first.click()
     expect(small.locator("[data-desk-connection]")).to_have_text("Live")
+    small.mouse.move(0, 0)  # not resting on a message: its action bar would show in the picture
     save(small, "workspace-360-thread")
     width = small.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"horizontal scroll at 360 px: {width}"

@@ -1343,6 +1343,8 @@
     const ended = status === "CLOSED" || status === "ARCHIVED";
     const hadFocus = document.activeElement === ui.input;
     ui.composer.hidden = ended;
+    // No composer, nothing to reply with; an archived conversation is read-only altogether (chat.css).
+    ui.chat.dataset.status = status;
     ui.ended.hidden = !ended;
     ui.endedText.textContent =
       status === "ARCHIVED"

@@ -1099,6 +1099,9 @@
     $("[data-desk-priority]").value = c.priority || "NORMAL";
     $("[data-desk-closed]").hidden = open;
     replyForm.hidden = !open;
+    // Without a reply box there is nothing to reply with; an archived conversation keeps only Delete, so
+    // staff can still remove what must not stay (workspace.css).
+    messages.dataset.status = c.status;
     var labels = $("[data-desk-labels]");
     labels.textContent = "";
     (c.labels || []).forEach(function (label) {
