@@ -420,3 +420,41 @@ def test_staff_delete_read_earlier_versions_react_and_never_quote_a_note_in_a_re
     ours.scroll_into_view_if_needed()
     ours.focus()
     save(page, "workspace-changes-360px")
+
+
+def test_changes_made_while_the_workspace_was_cut_off_arrive_on_reconnect(
+    chat_server, agents, keypair, new_page, tmp_path
+):
+    donor = "donor-g"
+    created = chat_server.api("POST", "/api/conversations", donor, json={"subject": "Resume"})
+    conversation = created.json()["conversationId"]
+    path = f"/api/conversations/{conversation}/messages"
+    first = chat_server.api("POST", path, donor, json={"content": "First try"}).json()
+    second = chat_server.api("POST", path, donor, json={"content": "Never mind"}).json()
+    page = new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    log_in(page, chat_server, "maria")
+    page.goto(f"{chat_server.url}/admin/desk/?c={conversation}")
+    expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    message = lambda message_id: page.locator(f'.desk-msg[data-message-id="{message_id}"]')  # noqa: E731
+
+    # The page's worker dies; the donor edits, deletes and reacts through another worker meanwhile.
+    other = LiveServer(chat_server.env, keypair[0], tmp_path)
+    other.start()
+    try:
+        chat_server.stop()
+        expect(page.locator("[data-desk-connection]")).to_have_text("Offline")
+        assert other.api("PATCH", f"{path}/{first['messageId']}", donor, json={"content": "Second try"}).is_success
+        assert other.api("DELETE", f"{path}/{second['messageId']}", donor).status_code == 204
+        assert other.api("PUT", f"{path}/{first['messageId']}/reactions/{quote('😮')}", donor).is_success
+        chat_server.start()
+        expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    finally:
+        other.stop()
+    expect(message(first["messageId"]).locator(".desk-msg-body")).to_have_text("Second try")
+    expect(message(first["messageId"]).get_by_role("button", name="edited")).to_be_visible()
+    expect(message(first["messageId"]).locator(".desk-reaction")).to_have_text("😮1")
+    expect(message(second["messageId"]).locator(".desk-tombstone")).to_be_visible()
+    thread_sockets = [url for url in sockets if "/ws/conversations/" in url]
+    assert "changedSince=" in thread_sockets[-1], thread_sockets
