@@ -1366,6 +1366,7 @@
     var target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
+    if (document.querySelector("dialog[open]")) return; // a dialog is in front: "e" must not close what is behind it
     var index = state.order.indexOf(state.current);
     if (event.key === "j" && state.order.length) openConversation(state.order[Math.min(index + 1, state.order.length - 1)]);
     else if (event.key === "k" && state.order.length) openConversation(state.order[Math.max(index - 1, 0)]);
