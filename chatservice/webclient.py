@@ -41,11 +41,17 @@ def attachment_context() -> dict[str, object]:
     }
 
 
+def message_change_context() -> dict[str, object]:
+    """The edit window and the reaction set, as the server enforces them (README, "Edits, deletions,
+    reactions, replies"): the page offers only what the server will accept."""
+    return {"edit_window_s": int(settings.CHAT["EDIT_WINDOW_S"]), "reactions": list(settings.CHAT["REACTIONS"])}
+
+
 def chat_page(
     request: HttpRequest, *, embed: bool = False, frame_ancestors: str = "'none'", extra: dict | None = None
 ) -> HttpResponse:
     """The donor page, standalone (/chat/) or in the widget's iframe (/chat/embed): one template, one script."""
-    context = {**attachment_context(), "embed": embed, **(extra or {})}
+    context = {**attachment_context(), **message_change_context(), "embed": embed, **(extra or {})}
     response = render(request, "chat.html", context)
     response["Content-Security-Policy"] = content_security_policy(frame_ancestors)
     # The page never puts the token in its URL, and must not leak even its path elsewhere.

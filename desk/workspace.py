@@ -8,6 +8,7 @@ rule, limit and record applies to it as it does to the API.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
@@ -36,6 +37,9 @@ def workspace(request: HttpRequest) -> HttpResponse:
         "conversationPath": "/ws/conversations/",
         "api": "/api/",
         "historyUrl": reverse("admin:messaging_message_changelist"),
+        # What the server accepts (README, "Edits, deletions, reactions, replies"): the page offers no more.
+        "editWindowS": int(settings.CHAT["EDIT_WINDOW_S"]),
+        "reactions": list(settings.CHAT["REACTIONS"]),
         "initial": request.GET.get("c") or None,
     }
     context = {

@@ -229,6 +229,13 @@ def test_the_workspace_page_carries_no_token_and_escapes_nothing_into_html(maria
     assert not {key for key in config if key.lower().endswith("token")} - {"csrfToken"}  # no bearer token
 
 
+def test_the_workspace_offers_the_edit_window_and_reactions_the_server_enforces(maria, settings):
+    settings.CHAT = {**settings.CHAT, "EDIT_WINDOW_S": 120.0, "REACTIONS": ("👍", "🎉")}
+    html = maria.get("/admin/desk/").content.decode()
+    config = json.loads(re.search(r'<script id="desk-config" type="application/json">(.*?)</script>', html).group(1))
+    assert (config["editWindowS"], config["reactions"]) == (120, ["👍", "🎉"])
+
+
 def test_workspace_assets_are_served_from_the_app():
     assert finders.find("desk/workspace.js") and finders.find("desk/workspace.css")
 

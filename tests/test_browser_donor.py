@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
 from websockets.sync.client import ClientConnection, connect
 
+from chatservice.config import BASE_DIR
 from tests import browser as kit
 from tests.browser import EXPECT_TIMEOUT_MS, LiveServer, screenshot
 
@@ -510,6 +514,7 @@ def test_an_archived_conversation_is_read_only(chat_server, new_page):
     expect(page.locator("#ended")).to_contain_text("archived")
     expect(page.locator("#composer")).to_be_hidden()
     expect(page.locator("#messages .content", has_text="Answered long ago")).to_be_visible()
+    expect(page.locator("#messages > li.theirs").get_by_role("button")).to_have_count(0)  # read-only: no actions
 
 
 def test_times_carry_a_date_when_not_today(chat_server, new_page):
@@ -523,3 +528,197 @@ def test_times_carry_a_date_when_not_today(chat_server, new_page):
     shown, iso = stamp.text_content(), stamp.get_attribute("datetime")
     day = page.evaluate("(iso) => new Date(iso).toLocaleString([], {month: 'short', day: 'numeric'})", iso)
     assert shown.startswith(day) or day in shown, (shown, day)
+
+
+def react_as(server: LiveServer, conversation: str, message_id: str, emoji: str, user: str, role: str, on=True) -> dict:
+    path = f"/api/conversations/{conversation}/messages/{message_id}/reactions/{quote(emoji)}"
+    response = server.api("PUT" if on else "DELETE", path, user, role)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def change_as(server: LiveServer, conversation: str, message_id: str, method: str, user: str, role: str, **body):
+    response = server.api(method, f"/api/conversations/{conversation}/messages/{message_id}", user, role, **body)
+    assert response.status_code in (200, 204), response.text
+    return response
+
+
+def age_message(server: LiveServer, message_id: str, minutes: int) -> None:
+    """Moves a stored message's time back, through the worker's own database (a manage.py shell)."""
+    code = (
+        "from datetime import timedelta; from django.utils import timezone; from messaging.models import Message; "
+        f"Message.objects.filter(pk={message_id!r}).update(created_at=timezone.now() - timedelta(minutes={minutes}))"
+    )
+    command = [sys.executable, "manage.py", "shell", "-c", code]
+    subprocess.run(command, cwd=BASE_DIR, env=server.env, check=True, timeout=60)
+
+
+def bubble(page: Page, message_id: str):
+    return page.locator(f'#messages > li[data-message-id="{message_id}"]')
+
+
+def test_edits_deletions_reactions_and_replies_both_ways_live_and_after_being_offline(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Which appeal")
+    question = post(chat_server, conversation, "Which appeal did you give to?")
+    page = new_page(width=420, height=800)
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    open_chat(page, chat_server, conversation)
+    textarea = page.get_by_label("Message", exact=True)
+    asked = bubble(page, question["messageId"])
+    with staff_socket(chat_server, conversation) as staff:
+        # Reply: the quote shows above the box, goes out as replyTo, and shows above the sent text.
+        asked.hover()
+        asked.get_by_role("button", name="Reply").click()
+        expect(page.locator("#replying")).to_contain_text("Replying to Support:")
+        expect(page.locator("#replying")).to_contain_text("Which appeal did you give to?")
+        expect(textarea).to_be_focused()
+        textarea.fill("The Sylhet flood appeal, 4111 1111 1111 1111")
+        textarea.press("Enter")
+        answer = staff.next(lambda f: f["type"] == "message_received")
+        assert answer["replyTo"]["messageId"] == question["messageId"]
+        assert answer["content"] == "The Sylhet flood appeal, **** **** **** 1111"
+        mine = bubble(page, answer["messageId"])
+        expect(mine.locator(".quote")).to_have_text(re.compile("Support.*Which appeal did you give to"))
+        expect(mine.locator(".redacted")).to_have_text("Card number hidden for your safety")
+        expect(page.locator("#replying")).to_be_hidden()
+
+        # The donor edits their own message: "edited" on both sides, live.
+        mine.hover()
+        mine.get_by_role("button", name="Edit").click()
+        editor = mine.get_by_label("Edit your message")
+        expect(editor).to_be_focused()
+        editor.fill("The Sylhet flood appeal")
+        editor.press("Enter")
+        expect(mine.locator(".content")).to_have_text("The Sylhet flood appeal")
+        expect(mine.locator(".edited")).to_have_text("edited")
+        updated = staff.next(lambda f: f["type"] == "message_updated")
+        assert updated["message"]["content"] == "The Sylhet flood appeal"
+        assert updated["message"]["editedAt"]
+
+        # Staff react to it: the count shows live, not pressed (not the donor's own).
+        react_as(chat_server, conversation, answer["messageId"], "🙏", AGENT, "ADMIN")
+        chip = mine.locator(".reaction", has_text="🙏")
+        expect(chip).to_have_text("🙏1")
+        expect(chip).to_have_attribute("aria-pressed", "false")
+        # The donor reacts through the picker, by keyboard: the list, the arrows, Tab to the actions.
+        page.locator("#messages").focus()
+        page.keyboard.press("ArrowUp")  # the newest message: the donor's answer
+        page.keyboard.press("ArrowUp")  # the question
+        expect(asked).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(asked.get_by_role("button", name="Add a reaction")).to_be_focused()
+        page.keyboard.press("Enter")
+        picker = asked.get_by_role("group", name="Reactions")
+        expect(picker.get_by_role("button")).to_have_count(6)
+        page.keyboard.press("Escape")  # closes the picker only; focus goes back to its button
+        expect(picker).to_have_count(0)
+        expect(asked.get_by_role("button", name="Add a reaction")).to_be_focused()
+        page.keyboard.press("Enter")
+        picker.get_by_role("button", name="❤️").click()
+        heart = asked.locator(".reaction", has_text="❤️")
+        expect(heart).to_have_attribute("aria-pressed", "true")
+        on_question = lambda f: f["type"] == "reaction_updated" and f["messageId"] == question["messageId"]  # noqa: E731
+        frame = staff.next(on_question)
+        assert frame["reactions"] == [{"emoji": "❤️", "count": 1, "userIds": [DONOR]}]
+        react_as(chat_server, conversation, question["messageId"], "❤️", AGENT, "ADMIN")
+        expect(heart).to_have_text("❤️2")  # staff added theirs: live
+        heart.click()  # the donor takes theirs back
+        expect(heart).to_have_text("❤️1")
+        expect(heart).to_have_attribute("aria-pressed", "false")
+        assert staff.next(on_question)["reactions"][0]["count"] == 2
+        assert staff.next(on_question)["reactions"][0]["count"] == 1
+
+        # Staff edit their question: the text, "edited", and the quote in the donor's reply follow.
+        change_as(
+            chat_server, conversation, question["messageId"], "PATCH", AGENT, "ADMIN", json={"content": "Which appeal?"}
+        )
+        expect(asked.locator(".content")).to_have_text("Which appeal?")
+        expect(asked.locator(".edited")).to_be_visible()
+        expect(mine.locator(".quote-text")).to_have_text("Which appeal?")
+
+        # The donor deletes a message of theirs, after a confirmation: a tombstone on both sides.
+        extra = "Sent to the wrong chat"
+        textarea.fill(extra)
+        textarea.press("Enter")
+        wrong = staff.next(lambda f: f["type"] == "message_received")
+        mistaken = bubble(page, wrong["messageId"])
+        mistaken.hover()
+        mistaken.get_by_role("button", name="Delete").click()
+        dialog = page.get_by_role("dialog", name="Delete this message?")
+        expect(dialog).to_be_visible()
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(mistaken.locator(".content")).to_have_text(extra)  # cancelled: nothing happened
+        mistaken.hover()
+        mistaken.get_by_role("button", name="Delete").click()
+        dialog.get_by_role("button", name="Delete").click()
+        expect(mistaken.locator(".content")).to_have_text("This message was deleted")
+        expect(mistaken.get_by_role("button")).to_have_count(0)  # no reactions, no actions
+        deleted = staff.next(lambda f: f["type"] == "message_deleted")
+        assert deleted["messageId"] == wrong["messageId"]
+        stored_copy = next(m for m in stored(chat_server, conversation) if m["messageId"] == wrong["messageId"])
+        assert (stored_copy["content"], stored_copy["deletedAt"] is not None) == ("", True)
+        # How it looks: wide with a message's actions showing, narrow with the reaction picker open.
+        page.set_viewport_size({"width": 1280, "height": 800})
+        asked.hover()
+        kit.document(page, "donor-changes")
+        page.set_viewport_size({"width": 360, "height": 740})
+        asked.hover()
+        asked.get_by_role("button", name="Add a reaction").click()
+        expect(picker).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        kit.document(page, "donor-changes-360px")
+        page.keyboard.press("Escape")
+        expect(picker).to_have_count(0)
+
+    # Offline: the page's socket closes; staff change things meanwhile; back online, the page resumes
+    # with changedSince and shows every change before anything new.
+    page.context.set_offline(True)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+    change_as(
+        chat_server,
+        conversation,
+        question["messageId"],
+        "PATCH",
+        AGENT,
+        "ADMIN",
+        json={"content": "Which appeal, please?"},
+    )
+    react_as(chat_server, conversation, answer["messageId"], "👍", AGENT, "ADMIN")
+    change_as(chat_server, conversation, question["messageId"], "DELETE", AGENT, "ADMIN")
+    post(chat_server, conversation, "Thank you, that is all we needed.")
+    page.context.set_offline(False)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "online")
+    expect(asked.locator(".content")).to_have_text("This message was deleted")
+    expect(mine.locator(".quote-text")).to_have_text("Deleted message")
+    expect(mine.locator(".reaction", has_text="👍")).to_have_text("👍1")
+    expect(bubbles(page).last).to_contain_text("that is all we needed")
+    resumed = sockets[-1]
+    assert "changedSince=" in resumed and "lastMessageId=" in resumed, resumed
+
+
+def test_edit_is_offered_only_within_the_window_and_a_late_edit_says_why(chat_server, new_page):
+    conversation = new_conversation(chat_server, "Late edit")
+    mine = post(chat_server, conversation, "Written a while ago", DONOR, "USER")
+    later = new_page()
+    later.clock.install(time=time.time() + 16 * 60)  # the donor comes back 16 minutes later
+    open_chat(later, chat_server, conversation)
+    old = bubble(later, mine["messageId"])
+    old.hover()
+    expect(old.get_by_role("button", name="Delete")).to_be_visible()
+    expect(old.get_by_role("button", name="Edit")).to_have_count(0)
+
+    # Opened while the window was open, the page offers Edit; by the time the donor saves, the server says
+    # it is too late (the message's time is moved back on the server, as if the page had been left open).
+    early = new_page()
+    fresh = post(chat_server, conversation, "Written just now", DONOR, "USER")
+    open_chat(early, chat_server, conversation)
+    age_message(chat_server, fresh["messageId"], minutes=20)
+    item = bubble(early, fresh["messageId"])
+    item.hover()
+    item.get_by_role("button", name="Edit").click()
+    item.get_by_label("Edit your message").fill("Changed too late")
+    item.get_by_label("Edit your message").press("Enter")
+    expect(early.get_by_role("alert")).to_contain_text("can no longer be changed")
+    expect(item.locator(".content")).to_have_text("Written just now")
+    expect(item.get_by_role("button", name="Edit")).to_have_count(0)

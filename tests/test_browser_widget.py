@@ -325,3 +325,46 @@ def test_another_donor_on_the_same_page_starts_afresh_and_a_double_enter_sends_o
         "GET", f"/api/conversations/{mine['results'][0]['conversationId']}/messages", "donor-newcomer"
     ).json()["results"]
     assert [m["content"] for m in history if m["messageType"] != "SYSTEM"] == ["Is my donation tax deductible?"]
+
+
+def test_escape_in_the_picker_an_edit_or_the_delete_dialog_closes_that_not_the_widget(
+    widget_server, host_sites, new_page
+):
+    created = widget_server.api("POST", "/api/conversations", DONOR, json={"subject": "Escape keys"})
+    staff_says(widget_server, created.json()["conversationId"], "Anything else?")
+    page = new_page(width=360, height=740)
+    page.goto(f"{HOST}/help")
+    launcher(page).click()
+    frame = chat(page)
+    expect(frame.locator("#chat-title")).to_have_text("Escape keys")
+    page.keyboard.type("No, thanks")
+    page.keyboard.press("Enter")
+    mine = frame.locator("#messages > li.mine.actionable")
+    expect(mine).to_have_attribute("data-status", re.compile("sent|read"))
+    panel = page.locator("#careforall-chat .panel")
+
+    frame.locator("#messages > li.theirs.actionable").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the reaction picker, focus on its first reaction
+    expect(frame.get_by_role("group", name="Reactions")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(frame.get_by_role("group", name="Reactions")).to_have_count(0)
+    expect(panel).to_be_visible()
+
+    mine.focus()
+    mine.get_by_role("button", name="Edit").click()
+    expect(mine.get_by_label("Edit your message")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(mine.get_by_label("Edit your message")).to_have_count(0)
+    expect(panel).to_be_visible()
+
+    mine.focus()
+    mine.get_by_role("button", name="Delete").click()
+    expect(frame.get_by_role("dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(frame.get_by_role("dialog")).to_be_hidden()
+    expect(panel).to_be_visible()
+    expect(mine.locator(".content")).to_have_text("No, thanks")  # nothing was deleted
+
+    page.keyboard.press("Escape")  # nothing else open: the widget closes, as always
+    expect(panel).to_be_hidden()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -177,6 +178,9 @@ def test_two_agents_two_donors_assignment_transfer_notes_and_canned(chat_server,
     john.locator(".desk-toolbar [data-desk-action=close]").click()
     expect(john.locator("[data-desk-closed]")).to_be_visible()
     expect(john.locator("[data-desk-reply]")).to_be_hidden()
+    # Nothing to reply with, so no message offers Reply; reacting still works on a closed conversation.
+    expect(john.locator(".desk-msg").get_by_role("button", name="Reply", exact=True)).to_have_count(0)
+    expect(john.locator(".desk-msg-USER").get_by_role("button", name="Add a reaction")).to_have_count(1)
     expect(item(john, first)).to_have_count(0)  # the Open filter hides it now
     # The donor rates it; the context pane shows the rating live (conversation_updated), as text.
     rated = chat_server.api(
@@ -197,6 +201,7 @@ def test_two_agents_two_donors_assignment_transfer_notes_and_canned(chat_server,
     save(small, "workspace-360-list")
     small.locator(".desk-item").first.click()
     expect(small.locator("[data-desk-connection]")).to_have_text("Live")
+    small.mouse.move(0, 0)  # not resting on a message: its action bar would show in the picture
     save(small, "workspace-360-thread")
     width = small.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"horizontal scroll at 360 px: {width}"
@@ -276,3 +281,184 @@ def test_files_both_ways_in_the_workspace(chat_server, agents, new_page):
     expect(page.locator(".desk-file-image img")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     save(page, "workspace-attachments-360px")
+
+
+def audited_deletions(server: LiveServer, message_id: str) -> int:
+    code = (
+        "from audit.models import AuditRecord; "
+        f"print(AuditRecord.objects.filter(target_id={message_id!r}, action='message.delete').count())"
+    )
+    command = [sys.executable, "manage.py", "shell", "-c", code]
+    done = subprocess.run(command, cwd=BASE_DIR, env=server.env, check=True, timeout=60, capture_output=True, text=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def test_staff_delete_read_earlier_versions_react_and_never_quote_a_note_in_a_reply(chat_server, agents, new_page):
+    donor = "donor-e"
+    created = chat_server.api("POST", "/api/conversations", donor, json={"subject": "Wrong amount"})
+    conversation = created.json()["conversationId"]
+    path = f"/api/conversations/{conversation}/messages"
+
+    def donor_writes(content: str) -> dict:
+        response = chat_server.api("POST", path, donor, json={"content": content})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    amount = donor_writes("I gave 50 EUR")
+    edited = chat_server.api("PATCH", f"{path}/{amount['messageId']}", donor, json={"content": "I gave 500 EUR"})
+    assert edited.status_code == 200, edited.text
+    card = donor_writes("My card is 4111 1111 1111 1111")
+    page = new_page()
+    log_in(page, chat_server, "maria")
+    page.goto(f"{chat_server.url}/admin/desk/?c={conversation}")
+    expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    message = lambda message_id: page.locator(f'.desk-msg[data-message-id="{message_id}"]')  # noqa: E731
+    expect(message(card["messageId"]).locator(".desk-msg-body")).to_have_text("My card is **** **** **** 1111")
+    expect(message(card["messageId"]).locator(".desk-redacted")).to_have_text("Card number hidden before storage")
+    transcript = page.get_by_role("link", name="Transcript (text)")
+    expect(transcript).to_have_attribute("href", f"/api/conversations/{conversation}/transcript?type=text")
+    expect(transcript).to_have_attribute("download", "")
+    # The link downloads the transcript with the staff session (the request the browser makes on a click).
+    text = page.request.get(chat_server.url + transcript.get_attribute("href"))
+    assert text.status == 200 and "disposition" in " ".join(text.headers).lower()
+    assert "(donor): I gave 500 EUR" in text.text() and "4111 1111" not in text.text()
+    page.get_by_label("with notes").check()
+    as_json = page.get_by_role("link", name="Transcript (JSON)")
+    expect(as_json).to_have_attribute("href", f"/api/conversations/{conversation}/transcript?type=json&notes=true")
+    assert page.request.get(chat_server.url + as_json.get_attribute("href")).json()["includesNotes"] is True
+
+    # "edited" opens what the donor's message said before, who replaced it and when.
+    message(amount["messageId"]).get_by_role("button", name="edited").click()
+    versions = page.get_by_role("dialog", name="Earlier versions")
+    expect(versions).to_contain_text("Now: I gave 500 EUR")
+    expect(versions.locator(".desk-version-text")).to_have_text(["I gave 50 EUR"])
+    expect(versions.locator(".desk-version-meta")).to_contain_text("replaced by donor-e")
+    versions.get_by_role("button", name="Close").click()
+    expect(versions).to_be_hidden()
+
+    with donor_socket(chat_server, donor, conversation) as ws:
+        ws.send(json.dumps({"type": "ping"}))
+        frames_until(ws, lambda f: f["type"] == "pong")
+        # Staff delete the donor's message: the dialog says what the donor will see and that it is audited.
+        message(card["messageId"]).hover()
+        message(card["messageId"]).get_by_role("button", name="Delete").click()
+        confirm = page.get_by_role("dialog", name="Delete this message?")
+        expect(confirm).to_contain_text("The donor will see that a message was deleted here")
+        expect(confirm).to_contain_text("recorded in the audit log")
+        confirm.get_by_role("button", name="Delete").click()
+        expect(message(card["messageId"]).locator(".desk-tombstone")).to_have_text("This message was deleted")
+        gone = frames_until(ws, lambda f: f["type"] == "message_deleted")[-1]
+        assert gone["messageId"] == card["messageId"]
+        assert audited_deletions(chat_server, card["messageId"]) == 1
+
+        # A note is answered with a note: in Reply mode it offers "Reply with a note", never a public "Reply".
+        box = page.locator("[data-desk-input]")
+        page.locator("[data-desk-mode][value=NOTE]").check()
+        box.fill("Check the bank statement before refunding")
+        box.press("Enter")
+        note = page.locator(".desk-msg-NOTE[data-message-id]", has_text="bank statement")
+        expect(note).to_be_visible()
+        page.locator("[data-desk-mode][value=TEXT]").check()
+        note.hover()
+        expect(note.get_by_role("button", name="Reply", exact=True)).to_have_count(0)
+        note.get_by_role("button", name="Reply with a note").click()
+        expect(page.locator("[data-desk-mode][value=NOTE]")).to_be_checked()
+        expect(page.locator("[data-desk-replying]")).to_contain_text("bank statement")
+        page.locator("[data-desk-mode][value=TEXT]").check()  # a public reply cannot quote it: the quote goes
+        expect(page.locator("[data-desk-replying]")).to_be_hidden()
+
+        # A public reply quoting the donor's edited message; the donor gets it with replyTo.
+        asked = message(amount["messageId"])
+        asked.hover()
+        asked.get_by_role("button", name="Reply", exact=True).click()
+        expect(page.locator("[data-desk-replying]")).to_contain_text("I gave 500 EUR")
+        box.fill("Thanks, I see 500 EUR.")
+        box.press("Enter")
+        reply = frames_until(ws, lambda f: f["type"] == "message_received")[-1]
+        assert reply["replyTo"]["messageId"] == amount["messageId"]
+        assert "bank statement" not in json.dumps(reply)
+        ours = message(reply["messageId"])
+        expect(ours.locator(".desk-quote")).to_contain_text("I gave 500 EUR")
+
+        # Maria reacts with the picker; the donor's reaction to her reply shows live.
+        asked.hover()
+        asked.get_by_role("button", name="Add a reaction").click()
+        asked.get_by_role("group", name="Reactions").get_by_role("button", name="👍").click()
+        expect(asked.locator(".desk-reaction")).to_have_attribute("aria-pressed", "true")
+        frames_until(ws, lambda f: f["type"] == "reaction_updated" and f["messageId"] == amount["messageId"])
+        emoji = quote("🙏")
+        reacted = chat_server.api("PUT", f"{path}/{reply['messageId']}/reactions/{emoji}", donor)
+        assert reacted.status_code == 200, reacted.text
+        expect(ours.locator(".desk-reaction")).to_have_text("🙏1")
+        expect(ours.locator(".desk-reaction")).to_have_attribute("aria-pressed", "false")
+
+        # Maria edits her own reply; the donor sees it; her edit shows in the quote too.
+        ours.hover()
+        ours.get_by_role("button", name="Edit").click()
+        ours.get_by_label("Edit your reply").fill("Thanks, I see 500 EUR; refund on its way.")
+        ours.get_by_label("Edit your reply").press("Enter")
+        expect(ours.locator(".desk-msg-body")).to_have_text("Thanks, I see 500 EUR; refund on its way.")
+        updated = frames_until(ws, lambda f: f["type"] == "message_updated")[-1]
+        assert updated["message"]["content"] == "Thanks, I see 500 EUR; refund on its way."
+
+        # The donor's own changes arrive live: a deletion quoted by Maria's reply reads "Deleted message".
+        thanks = donor_writes("Thank you!")
+        expect(message(thanks["messageId"])).to_be_visible()
+        assert chat_server.api(
+            "PATCH", f"{path}/{thanks['messageId']}", donor, json={"content": "Thank you!!"}
+        ).is_success
+        expect(message(thanks["messageId"]).get_by_role("button", name="edited")).to_be_visible()
+        assert chat_server.api("DELETE", f"{path}/{amount['messageId']}", donor).status_code == 204
+        expect(asked.locator(".desk-tombstone")).to_be_visible()
+        expect(ours.locator(".desk-quote")).to_contain_text("Deleted message")
+
+    # How it looks, wide (with a message's actions showing) and at 360 px.
+    page.locator("[data-desk-tab=all]").click()
+    expect(page.locator(f'.desk-item[data-id="{conversation}"]')).to_be_visible()
+    page.locator("[data-desk-input]").focus()
+    message(thanks["messageId"]).hover()
+    save(page, "workspace-changes")
+    page.set_viewport_size({"width": 360, "height": 740})
+    expect(ours).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    ours.scroll_into_view_if_needed()
+    ours.focus()
+    save(page, "workspace-changes-360px")
+
+
+def test_changes_made_while_the_workspace_was_cut_off_arrive_on_reconnect(
+    chat_server, agents, keypair, new_page, tmp_path
+):
+    donor = "donor-g"
+    created = chat_server.api("POST", "/api/conversations", donor, json={"subject": "Resume"})
+    conversation = created.json()["conversationId"]
+    path = f"/api/conversations/{conversation}/messages"
+    first = chat_server.api("POST", path, donor, json={"content": "First try"}).json()
+    second = chat_server.api("POST", path, donor, json={"content": "Never mind"}).json()
+    page = new_page()
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    log_in(page, chat_server, "maria")
+    page.goto(f"{chat_server.url}/admin/desk/?c={conversation}")
+    expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    message = lambda message_id: page.locator(f'.desk-msg[data-message-id="{message_id}"]')  # noqa: E731
+
+    # The page's worker dies; the donor edits, deletes and reacts through another worker meanwhile.
+    other = LiveServer(chat_server.env, keypair[0], tmp_path)
+    other.start()
+    try:
+        chat_server.stop()
+        expect(page.locator("[data-desk-connection]")).to_have_text("Offline")
+        assert other.api("PATCH", f"{path}/{first['messageId']}", donor, json={"content": "Second try"}).is_success
+        assert other.api("DELETE", f"{path}/{second['messageId']}", donor).status_code == 204
+        assert other.api("PUT", f"{path}/{first['messageId']}/reactions/{quote('😮')}", donor).is_success
+        chat_server.start()
+        expect(page.locator("[data-desk-connection]")).to_have_text("Live")
+    finally:
+        other.stop()
+    expect(message(first["messageId"]).locator(".desk-msg-body")).to_have_text("Second try")
+    expect(message(first["messageId"]).get_by_role("button", name="edited")).to_be_visible()
+    expect(message(first["messageId"]).locator(".desk-reaction")).to_have_text("😮1")
+    expect(message(second["messageId"]).locator(".desk-tombstone")).to_be_visible()
+    thread_sockets = [url for url in sockets if "/ws/conversations/" in url]
+    assert "changedSince=" in thread_sockets[-1], thread_sockets

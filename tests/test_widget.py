@@ -3,6 +3,9 @@ side is tests/test_browser_widget.py)."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from chatservice.config import ConfigError, load_config
@@ -44,3 +47,12 @@ def test_widget_origins_are_parsed_like_every_origin_list():
     assert load_config(PROD).widget_allowed_origins == ()
     with pytest.raises(ConfigError, match="CHAT_WIDGET_ALLOWED_ORIGINS"):
         load_config({**PROD, "CHAT_WIDGET_ALLOWED_ORIGINS": "https://www.example.org/support"})
+
+
+def test_the_donor_page_offers_the_edit_window_and_reactions_the_server_enforces(client, settings):
+    settings.CHAT = {**settings.CHAT, "EDIT_WINDOW_S": 120.0, "REACTIONS": ("👍", "🎉")}
+    for path in ("/chat/", "/chat/embed"):
+        body = client.get(path).content.decode()
+        assert 'data-edit-window-s="120"' in body
+        reactions = re.search(r'<script id="chat-reactions" type="application/json">(.*?)</script>', body).group(1)
+        assert json.loads(reactions) == ["👍", "🎉"]

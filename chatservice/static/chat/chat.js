@@ -8,6 +8,10 @@
 // * `resumeFrom` is the newest message received through an unbroken stream (a history page or the socket,
 //   which delivers in order without holes). Reconnects resume from it. A message stored by the REST
 //   fallback does not move it, so messages that others sent before it are still replayed.
+// * Messages change after they are shown (edits, deletions, reactions: README, "Edits, deletions, reactions,
+//   replies"). A change is applied only to a bubble already shown (its bubble is built again from the new
+//   state); the highest change cursor seen goes with every reconnect (changedSince), so changes made while
+//   the socket was down arrive before live traffic.
 // * The token lives in memory only: never in the URL (the fragment is removed on load), never in storage.
 // * In the widget (/chat/embed, body data-mode="embed") the token comes from the host page by postMessage,
 //   accepted only from the parent window on an allowed origin. The host page keeps the open conversation's
@@ -74,6 +78,11 @@
     developer: $("developer"),
     waiting: $("waiting"),
     closeWidget: $("close-widget"),
+    replying: $("replying"),
+    replyingLabel: $("replying-label"),
+    replyingPreview: $("replying-preview"),
+    replyCancel: $("reply-cancel"),
+    confirmDelete: $("confirm-delete"),
   };
   const EMBED = document.body.dataset.mode === "embed";
   // The host origins whose messages the widget accepts (CHAT_WIDGET_ALLOWED_ORIGINS).
@@ -81,6 +90,11 @@
   const CONVERSATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
   // What the server accepts (README, "Attachments"), as the page was served with it.
   const ATTACHMENT_MAX_BYTES = Number(document.body.dataset.attachmentMaxBytes || 0);
+  // How long a sender may edit (CHAT_EDIT_WINDOW_S) and the reactions anyone may add (CHAT_REACTIONS).
+  const EDIT_WINDOW_MS = Number(document.body.dataset.editWindowS || 0) * 1000;
+  const REACTIONS = JSON.parse($("chat-reactions").textContent);
+  const REPLY_PREVIEW_LENGTH = 140; // as the server cuts a quoted message (realtime.events.REPLY_PREVIEW_LENGTH)
+  const STAFF_ROLES = new Set(["ADMIN", "SUPER_ADMIN"]);
 
   const state = {
     token: null,
@@ -106,6 +120,10 @@
     typingIdleTimer: null,
     remoteTypers: new Map(), // userId -> timer
     rated: false, // this closing was rated (or the server says it already was)
+    changeCursor: null, // the highest change number seen (a history page's changeCursor, or a change frame's)
+    replyTo: null, // the message the composer answers: {messageId, senderName, senderRole, preview}
+    active: null, // the bubble whose actions are in the Tab order (the one focus is in)
+    picker: null, // the open reaction picker's bubble
   };
 
   class ApiError extends Error {
@@ -188,21 +206,166 @@
 
   // ---- rendering -----------------------------------------------------------------------------------
 
+  // Staff by their display name (never a username; the server never sends one to donors).
+  function staffName(name) {
+    return !name || name === STAFF_FALLBACK_NAME ? t("Support") : name;
+  }
+
   function senderLabel(data) {
     if (data.senderId === state.me) return t("You");
-    // Staff by their display name (never a username; the server never sends one to donors).
-    if (data.senderRole === "ADMIN" || data.senderRole === "SUPER_ADMIN") return !data.senderName || data.senderName === STAFF_FALLBACK_NAME ? t("Support") : data.senderName;
+    if (STAFF_ROLES.has(data.senderRole)) return staffName(data.senderName);
     return data.senderId;
+  }
+
+  // Whose words a quote shows. The donor is the conversation's one USER, so a quoted USER message is theirs.
+  function quoteLabel(reply) {
+    if (reply.senderRole === "USER") return t("You");
+    return STAFF_ROLES.has(reply.senderRole) ? staffName(reply.senderName) : reply.senderName || "";
+  }
+
+  // What a quote of this message says, cut as the server cuts it, so a live edit reads like a reload.
+  function previewOf(content) {
+    const text = String(content || "").split(/\s+/).filter(Boolean).join(" ");
+    return text.length > REPLY_PREVIEW_LENGTH ? `${text.slice(0, REPLY_PREVIEW_LENGTH - 1)}…` : text;
+  }
+
+  const ICONS = {
+    react: ["M12 3a9 9 0 1 0 9 9", "M8.5 14.5s1.3 1.5 3.5 1.5 3.5-1.5 3.5-1.5", "M9 9.5h.01", "M15 9.5h.01", "M19 2v6", "M16 5h6"],
+    reply: ["M9 17l-5-5 5-5", "M4 12h11a5 5 0 0 1 5 5v2"],
+    edit: ["M12 20h9", "M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z"],
+    delete: ["M3 6h18", "M8 6V4h8v2", "M19 6l-1 14H6L5 6", "M10 11v6", "M14 11v6"],
+    lock: ["M5 11h14v10H5z", "M8 11V7a4 4 0 0 1 8 0v4"],
+  };
+
+  function icon(name) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "icon");
+    for (const d of ICONS[name]) {
+      const path = document.createElementNS(ns, "path");
+      path.setAttribute("d", d);
+      svg.append(path);
+    }
+    return svg;
+  }
+
+  // A button inside a bubble. Out of the Tab order until focus is in its bubble (see setActive), so Tab
+  // does not walk through every message on its way to the composer. `key` finds it again after a rebuild.
+  function bubbleButton(className, label, key, content) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = className;
+    button.tabIndex = -1;
+    button.dataset.focusKey = key;
+    if (label) {
+      button.setAttribute("aria-label", label);
+      button.title = label;
+    }
+    button.append(content);
+    return button;
+  }
+
+  function isMine(data) {
+    return data.messageType !== "SYSTEM" && data.senderId === state.me;
+  }
+
+  // Editable: the donor's own text, not deleted, while the server's window is open.
+  function editableFor(data) {
+    if (!isMine(data) || data.deletedAt || data.messageType !== "TEXT" || data.editRefused || !data.createdAt) return 0;
+    return Math.max(0, new Date(data.createdAt).getTime() + EDIT_WINDOW_MS - Date.now());
+  }
+
+  function quoteOf(reply) {
+    const quote = document.createElement("div");
+    quote.className = "quote";
+    const who = document.createElement("span");
+    who.className = "quote-sender";
+    who.textContent = quoteLabel(reply);
+    const text = document.createElement("span");
+    text.className = "quote-text";
+    if (reply.deletedAt) {
+      text.classList.add("quote-deleted");
+      text.textContent = t("Deleted message");
+    } else {
+      text.textContent = reply.preview; // user data: textContent only
+    }
+    quote.append(who, text);
+    return quote;
+  }
+
+  // Why part of the donor's own message reads "**** 1111": the server masked it before storing it.
+  function redactionNotice(metadata) {
+    const kinds = Array.isArray(metadata.redacted) ? metadata.redacted : [];
+    if (!kinds.length) return null;
+    const notice = document.createElement("p");
+    notice.className = "redacted";
+    const card = kinds.includes("card");
+    const account = kinds.includes("iban");
+    let text = t("Card number hidden for your safety");
+    if (card && account) text = t("Card and account numbers hidden for your safety");
+    else if (account) text = t("Account number hidden for your safety");
+    notice.append(icon("lock"), text);
+    return notice;
+  }
+
+  function reactionChips(data) {
+    const row = document.createElement("div");
+    row.className = "reactions";
+    for (const reaction of data.reactions || []) {
+      const mine = (reaction.userIds || []).includes(state.me);
+      const count = Number(reaction.count || 0).toLocaleString(LOCALE);
+      const chip = bubbleButton("reaction", null, `reaction:${reaction.emoji}`, "");
+      const emoji = document.createElement("span");
+      emoji.className = "reaction-emoji";
+      emoji.textContent = reaction.emoji;
+      const number = document.createElement("span");
+      number.className = "reaction-count";
+      number.textContent = count;
+      chip.replaceChildren(emoji, number);
+      chip.setAttribute("aria-pressed", String(mine));
+      chip.title = mine ? t("Remove your reaction") : format("React with %(emoji)s", { emoji: reaction.emoji });
+      chip.addEventListener("click", () => react(data.messageId, reaction.emoji, !mine));
+      row.append(chip);
+    }
+    return row;
+  }
+
+  function actionBar(data) {
+    const bar = document.createElement("div");
+    bar.className = "actions";
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", t("Message actions"));
+    const reactButton = bubbleButton("action", t("Add a reaction"), "react", icon("react"));
+    reactButton.setAttribute("aria-expanded", "false");
+    reactButton.addEventListener("click", () => togglePicker(data.messageId));
+    const reply = bubbleButton("action", t("Reply"), "reply", icon("reply"));
+    reply.addEventListener("click", () => startReply(data.messageId));
+    bar.append(reactButton, reply);
+    if (editableFor(data) > 0) {
+      const edit = bubbleButton("action", t("Edit"), "edit", icon("edit"));
+      edit.addEventListener("click", () => startEdit(data.messageId));
+      bar.append(edit);
+    }
+    if (isMine(data)) {
+      const remove = bubbleButton("action", t("Delete"), "delete", icon("delete"));
+      remove.addEventListener("click", () => deleteMessage(data.messageId));
+      bar.append(remove);
+    }
+    return bar;
   }
 
   function buildBubble(data, { pending = false } = {}) {
     const li = document.createElement("li");
     li.className = "message";
     const system = data.messageType === "SYSTEM";
-    const mine = !system && data.senderId === state.me;
+    const mine = isMine(data);
+    const deleted = Boolean(data.deletedAt);
     if (system) li.classList.add("system");
     else if (mine) li.classList.add("mine");
     else li.classList.add("theirs");
+    if (deleted) li.classList.add("deleted");
 
     if (!system) {
       const meta = document.createElement("div");
@@ -218,7 +381,14 @@
         time.title = new Date(data.createdAt).toLocaleString(LOCALE);
         meta.append(time);
       }
-      if (mine) {
+      if (data.editedAt && !deleted) {
+        const edited = document.createElement("span");
+        edited.className = "edited";
+        edited.textContent = t("edited");
+        edited.title = format("Edited %(when)s", { when: new Date(data.editedAt).toLocaleString(LOCALE) });
+        meta.append(edited);
+      }
+      if (mine && !deleted) {
         const tick = document.createElement("span");
         tick.className = "tick";
         tick.setAttribute("role", "img");
@@ -226,26 +396,58 @@
       }
       li.append(meta);
     }
-    const metadata = data.metadata || {};
-    const file = data.messageType === "FILE" && (metadata.attachmentId || metadata.url);
-    if (file) {
-      window.ChatAttachments.renderFile(li, metadata, { getLink: attachmentLink, locale: LOCALE });
-    }
-    // A file's caption is shown when it says more than the file's name.
-    if (!file || (data.content && data.content !== metadata.name)) {
+    if (deleted) {
+      // A tombstone keeps its place and who wrote it; nothing of what it said, and nothing to do with it.
       const content = document.createElement("p");
-      content.className = "content";
-      content.textContent = data.content; // never innerHTML: this is user data
+      content.className = "content tombstone";
+      content.textContent = t("This message was deleted");
       li.append(content);
+    } else {
+      if (data.replyTo) li.append(quoteOf(data.replyTo));
+      const metadata = data.metadata || {};
+      const file = data.messageType === "FILE" && (metadata.attachmentId || metadata.url);
+      if (file) {
+        window.ChatAttachments.renderFile(li, metadata, { getLink: attachmentLink, locale: LOCALE });
+      }
+      // A file's caption is shown when it says more than the file's name.
+      if (!file || (data.content && data.content !== metadata.name)) {
+        const content = document.createElement("p");
+        content.className = "content";
+        content.textContent = data.content; // never innerHTML: this is user data
+        li.append(content);
+      }
+      if (mine) {
+        const notice = redactionNotice(metadata);
+        if (notice) li.append(notice);
+      }
     }
     if (pending) {
       li.classList.add("pending");
       li.dataset.clientMessageId = data.clientMessageId;
     } else {
       li.dataset.messageId = data.messageId;
+      if (!system && !deleted) {
+        if ((data.reactions || []).length) li.append(reactionChips(data));
+        li.append(actionBar(data));
+        li.classList.add("actionable");
+        li.tabIndex = -1; // reached with the arrow keys (see the list's keydown)
+        scheduleEditExpiry(li, data);
+      }
     }
     setStatus(li, pending ? "sending" : "sent");
     return li;
+  }
+
+  // The Edit button goes when the window closes (the server would refuse it from then on).
+  function scheduleEditExpiry(li, data) {
+    const left = editableFor(data);
+    if (!left) return;
+    setTimeout(() => {
+      const edit = li.querySelector("[data-focus-key=edit]");
+      if (!li.isConnected || !edit) return;
+      if (document.activeElement === edit) li.focus();
+      edit.remove();
+    }, left + 250);
   }
 
   function setStatus(li, status) {
@@ -367,6 +569,338 @@
     }
   }
 
+  // ---- changes to messages already shown (edits, deletions, reactions) -------------------------------
+
+  function noteCursor(value) {
+    const cursor = Number(value);
+    if (Number.isSafeInteger(cursor) && (state.changeCursor === null || cursor > state.changeCursor)) {
+      state.changeCursor = cursor;
+    }
+  }
+
+  // Builds a shown bubble again from its (new) data, keeping its read tick and the keyboard's place.
+  function rebuild(entry) {
+    if (entry.editing) {
+      entry.stale = true; // rebuilt when the edit ends, so what the donor is typing is not thrown away
+      return;
+    }
+    const old = entry.el;
+    const focused = old.contains(document.activeElement) ? document.activeElement : null;
+    const key = focused && focused.dataset.focusKey;
+    if (state.picker === old) state.picker = null;
+    const fresh = buildBubble(entry.data);
+    if (old.dataset.status === "read") setStatus(fresh, "read");
+    readObserver.unobserve(old);
+    old.replaceWith(fresh);
+    entry.el = fresh;
+    if (isOthers(entry.data)) observeForRead(fresh);
+    if (state.active === old) state.active = null;
+    if (focused) {
+      // The same control if it is still there (a reaction chip, Reply), else the bubble, else the list.
+      const same = key ? fresh.querySelector(`[data-focus-key="${CSS.escape(key)}"]`) : null;
+      (same || (fresh.hasAttribute("tabindex") ? fresh : ui.list)).focus();
+    }
+  }
+
+  // Replies show the message they quote as it is now: an edit or a deletion reaches the quote too.
+  function refreshQuotes(messageId, change) {
+    for (const entry of state.messages.values()) {
+      if (entry.data.replyTo && entry.data.replyTo.messageId === messageId) {
+        entry.data = { ...entry.data, replyTo: { ...entry.data.replyTo, ...change } };
+        rebuild(entry);
+      }
+    }
+    if (state.replyTo && state.replyTo.messageId === messageId) showReplying({ ...state.replyTo, ...change });
+  }
+
+  // A message as the server has it now (message_updated, or the answer to an edit or a reaction).
+  function applyMessage(message) {
+    const entry = state.messages.get(message.messageId);
+    if (!entry) return; // not shown: its page, if ever loaded, brings it as it is then
+    const before = entry.data;
+    entry.data = { ...before, ...message };
+    rebuild(entry);
+    if (message.deletedAt && !before.deletedAt) refreshQuotes(message.messageId, { preview: "", deletedAt: message.deletedAt });
+    else if (message.content !== before.content) refreshQuotes(message.messageId, { preview: previewOf(message.content) });
+  }
+
+  function applyDeleted(messageId, deletedAt) {
+    const entry = state.messages.get(messageId);
+    if (!entry || entry.data.deletedAt) return;
+    entry.editing = false; // a deletion ends an edit: there is nothing left to edit
+    entry.data = { ...entry.data, content: "", metadata: {}, reactions: [], deletedAt };
+    rebuild(entry);
+    refreshQuotes(messageId, { preview: "", deletedAt });
+  }
+
+  function applyReactions(messageId, reactions) {
+    const entry = state.messages.get(messageId);
+    if (!entry || entry.data.deletedAt) return;
+    entry.data = { ...entry.data, reactions };
+    rebuild(entry);
+  }
+
+  function messagePath(messageId, suffix = "") {
+    return conversationPath(`/messages/${encodeURIComponent(messageId)}${suffix}`);
+  }
+
+  async function react(messageId, emoji, on) {
+    closePicker();
+    try {
+      const path = messagePath(messageId, `/reactions/${encodeURIComponent(emoji)}`);
+      applyMessage(await api(on ? "PUT" : "DELETE", path));
+      showAlert("");
+    } catch (error) {
+      if (error.code === "message_deleted") showAlert(t("This message was deleted."));
+      else showAlert(format("Your reaction was not saved: %(reason)s", { reason: error.message }));
+    }
+  }
+
+  // ---- the reaction picker: one row of the allowed reactions, inside the bubble ----------------------
+
+  function togglePicker(messageId) {
+    const entry = state.messages.get(messageId);
+    if (!entry) return;
+    if (state.picker === entry.el) {
+      closePicker({ focus: true });
+      return;
+    }
+    closePicker();
+    const li = entry.el;
+    const picker = document.createElement("div");
+    picker.className = "picker";
+    picker.setAttribute("role", "group");
+    picker.setAttribute("aria-label", t("Reactions"));
+    const mine = new Set((entry.data.reactions || []).filter((r) => (r.userIds || []).includes(state.me)).map((r) => r.emoji));
+    for (const emoji of REACTIONS) {
+      const choice = bubbleButton("pick", null, `pick:${emoji}`, emoji);
+      choice.tabIndex = 0; // open because focus is here: part of the Tab order while it is open
+      choice.setAttribute("aria-pressed", String(mine.has(emoji)));
+      choice.addEventListener("click", () => react(messageId, emoji, !mine.has(emoji)));
+      picker.append(choice);
+    }
+    picker.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      event.stopPropagation(); // Escape closes the picker, not the widget around it
+      closePicker({ focus: true });
+    });
+    li.querySelector(".actions").after(picker);
+    li.querySelector("[data-focus-key=react]").setAttribute("aria-expanded", "true");
+    li.classList.add("picking");
+    state.picker = li;
+    picker.firstElementChild.focus();
+    picker.scrollIntoView({ block: "nearest" });
+  }
+
+  function closePicker({ focus = false } = {}) {
+    const li = state.picker;
+    if (!li) return;
+    state.picker = null;
+    li.classList.remove("picking");
+    const picker = li.querySelector(".picker");
+    const hadFocus = picker && picker.contains(document.activeElement);
+    if (picker) picker.remove();
+    const button = li.querySelector("[data-focus-key=react]");
+    if (button) {
+      button.setAttribute("aria-expanded", "false");
+      if (focus || hadFocus) button.focus();
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    if (state.picker && !state.picker.contains(event.target)) closePicker();
+  });
+
+  // ---- replying ----------------------------------------------------------------------------------------
+
+  function showReplying(reply) {
+    state.replyTo = reply;
+    ui.replyingLabel.textContent = format("Replying to %(name)s:", { name: quoteLabel(reply) });
+    ui.replyingPreview.textContent = reply.deletedAt ? t("Deleted message") : reply.preview;
+    ui.replying.hidden = false;
+    ui.input.setAttribute("aria-describedby", "replying composer-hint");
+  }
+
+  function startReply(messageId) {
+    const entry = state.messages.get(messageId);
+    if (!entry || ui.composer.hidden) return;
+    const data = entry.data;
+    showReplying({
+      messageId,
+      senderName: data.senderName,
+      senderRole: data.senderRole,
+      preview: previewOf(data.content),
+      deletedAt: data.deletedAt || null,
+    });
+    ui.input.focus();
+  }
+
+  function cancelReply({ focus = false } = {}) {
+    state.replyTo = null;
+    ui.replying.hidden = true;
+    ui.input.setAttribute("aria-describedby", "composer-hint");
+    if (focus) ui.input.focus();
+  }
+
+  ui.replyCancel.addEventListener("click", () => cancelReply({ focus: true }));
+
+  // ---- editing the donor's own message, in place -------------------------------------------------------
+
+  function startEdit(messageId) {
+    const entry = state.messages.get(messageId);
+    if (!entry || entry.editing || !editableFor(entry.data)) return;
+    closePicker();
+    const li = entry.el;
+    const form = document.createElement("form");
+    form.className = "edit";
+    const box = document.createElement("textarea");
+    box.rows = 2;
+    box.maxLength = MAX_LENGTH;
+    box.value = entry.data.content;
+    box.setAttribute("aria-label", t("Edit your message"));
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.textContent = t("Save");
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "secondary";
+    cancel.textContent = t("Cancel");
+    const buttons = document.createElement("div");
+    buttons.className = "edit-buttons";
+    buttons.append(cancel, save);
+    form.append(box, buttons);
+    const content = li.querySelector(".content");
+    content.hidden = true;
+    content.after(form);
+    li.classList.add("editing");
+    entry.editing = true;
+
+    const finish = () => {
+      entry.editing = false;
+      form.remove();
+      content.hidden = false;
+      li.classList.remove("editing");
+      if (entry.stale || entry.el !== li) {
+        entry.stale = false;
+        rebuild(entry);
+      }
+      const again = entry.el.querySelector("[data-focus-key=edit]");
+      (again || entry.el).focus();
+    };
+    cancel.addEventListener("click", finish);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation(); // ends the edit, not the widget
+        finish();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = box.value;
+      if (text === entry.data.content) return finish();
+      if (!text.trim()) {
+        showAlert(t("A message cannot be empty. To remove it, delete it instead."));
+        return;
+      }
+      save.disabled = true;
+      try {
+        const message = await api("PATCH", messagePath(messageId), { content: text });
+        showAlert("");
+        entry.data = { ...entry.data, ...message };
+        entry.stale = true;
+        finish();
+        refreshQuotes(messageId, { preview: previewOf(message.content) });
+      } catch (error) {
+        save.disabled = false;
+        if (error.code === "edit_window_passed") {
+          // The window closed while the donor was typing (or the clocks disagree): say so, and stop offering it.
+          const minutes = Math.round(EDIT_WINDOW_MS / 60000).toLocaleString(LOCALE);
+          showAlert(format("This message can no longer be changed: messages can be edited for %(minutes)s minutes after sending.", { minutes }));
+          entry.data = { ...entry.data, editRefused: true };
+          entry.stale = true;
+          finish();
+        } else if (error.code === "message_deleted") {
+          showAlert(t("This message was deleted."));
+          finish();
+        } else {
+          showAlert(format("Your change was not saved: %(reason)s", { reason: error.message }));
+        }
+      }
+    });
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  // ---- deleting the donor's own message ------------------------------------------------------------------
+
+  function confirmDeletion() {
+    return new Promise((resolve) => {
+      const dialog = ui.confirmDelete;
+      dialog.returnValue = "";
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "delete"), { once: true });
+      dialog.showModal();
+    });
+  }
+
+  // Escape closes the dialog (the browser does that); it must not also close the widget.
+  ui.confirmDelete.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") event.stopPropagation();
+  });
+
+  async function deleteMessage(messageId) {
+    closePicker();
+    if (!(await confirmDeletion())) return;
+    try {
+      await api("DELETE", messagePath(messageId));
+      showAlert("");
+      applyDeleted(messageId, new Date().toISOString()); // the message_deleted frame brings the server's time
+    } catch (error) {
+      showAlert(format("The message was not deleted: %(reason)s", { reason: error.message }));
+    }
+  }
+
+  // ---- moving between messages with the keyboard ------------------------------------------------------
+
+  // Only the bubble focus is in has its buttons in the Tab order: the list stays one Tab stop.
+  function setActive(li) {
+    if (state.active === li) return;
+    if (state.active) {
+      state.active.classList.remove("active");
+      state.active.querySelectorAll(".actions button, .reactions button").forEach((b) => { b.tabIndex = -1; });
+    }
+    state.active = li;
+    if (li) {
+      li.classList.add("active");
+      li.querySelectorAll(".actions button, .reactions button").forEach((b) => { b.tabIndex = 0; });
+    }
+  }
+
+  ui.list.addEventListener("focusin", (event) => {
+    const li = event.target.closest("li.actionable");
+    setActive(li && ui.list.contains(li) ? li : null);
+  });
+  ui.list.addEventListener("focusout", (event) => {
+    if (!ui.list.contains(event.relatedTarget)) setActive(null);
+  });
+  ui.list.addEventListener("keydown", (event) => {
+    const keys = ["ArrowUp", "ArrowDown", "Home", "End"];
+    if (!keys.includes(event.key) || event.target.closest("textarea, input")) return;
+    const items = Array.from(ui.list.querySelectorAll("li.actionable"));
+    if (!items.length) return;
+    const current = event.target.closest("li.actionable");
+    let index = current ? items.indexOf(current) : -1;
+    if (event.key === "Home") index = 0;
+    else if (event.key === "End" || index < 0) index = items.length - 1;
+    else if (event.key === "ArrowUp") index = Math.max(0, index - 1);
+    else index = Math.min(items.length - 1, index + 1);
+    event.preventDefault();
+    items[index].focus();
+    items[index].scrollIntoView({ block: "nearest" });
+  });
+
   // ---- read receipts we send -------------------------------------------------------------------------
 
   const readObserver = new IntersectionObserver(
@@ -477,13 +1011,15 @@
       }
     }
     const clientMessageId = randomId();
+    const replyTo = state.replyTo;
     const el = buildBubble(
-      { clientMessageId, content, senderId: state.me, senderRole: "USER", messageType: "TEXT" },
+      { clientMessageId, content, senderId: state.me, senderRole: "USER", messageType: "TEXT", replyTo },
       { pending: true },
     );
     ui.list.append(el); // unsent bubbles stay below every confirmed message
-    state.pending.set(clientMessageId, { content, el });
+    state.pending.set(clientMessageId, { content, el, replyTo });
     ui.input.value = "";
+    cancelReply();
     stopOwnTyping();
     scrollToBottom();
     transmit(clientMessageId);
@@ -494,6 +1030,7 @@
     if (!item) return;
     const message = { content: item.content, clientMessageId };
     if (item.metadata) Object.assign(message, { messageType: "FILE", metadata: item.metadata });
+    if (item.replyTo) message.replyTo = item.replyTo.messageId;
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
       state.ws.send(JSON.stringify({ type: "message", ...message }));
       return;
@@ -617,6 +1154,8 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const query = new URLSearchParams({ token: state.token });
     if (state.resumeFrom) query.set("lastMessageId", state.resumeFrom);
+    // Edits, deletions and reactions since the last change seen come first, then missed messages.
+    if (state.changeCursor !== null) query.set("changedSince", String(state.changeCursor));
     const fromScratch = !state.resumeFrom;
     setConnection(state.attempt ? "reconnecting" : "connecting", state.attempt ? t("Reconnecting…") : t("Connecting…"));
     const ws = new WebSocket(`${scheme}://${location.host}/ws/conversations/${encodeURIComponent(state.conversationId)}?${query}`);
@@ -632,7 +1171,10 @@
       if (fromScratch) {
         // Nothing to resume from: fetch what may have arrived between the history request and now.
         api("GET", conversationPath(`/messages?limit=${PAGE_SIZE}`))
-          .then((page) => page.results.forEach((m) => receive(m, { stream: true })))
+          .then((page) => {
+            page.results.forEach((m) => receive(m, { stream: true }));
+            noteCursor(page.changeCursor);
+          })
           .catch(() => {});
       }
       resendPending();
@@ -705,6 +1247,18 @@
       case "system":
         receive(normalise(frame), { stream: true });
         followStatus(frame.metadata || {});
+        break;
+      case "message_updated":
+        noteCursor(frame.changeCursor);
+        if (frame.message) applyMessage(frame.message);
+        break;
+      case "message_deleted":
+        noteCursor(frame.changeCursor);
+        applyDeleted(frame.messageId, frame.deletedAt);
+        break;
+      case "reaction_updated":
+        noteCursor(frame.changeCursor);
+        applyReactions(frame.messageId, frame.reactions || []);
         break;
       case "typing_start":
         if (frame.userId !== state.me) startRemoteTyping(frame.userId);
@@ -789,6 +1343,8 @@
     const ended = status === "CLOSED" || status === "ARCHIVED";
     const hadFocus = document.activeElement === ui.input;
     ui.composer.hidden = ended;
+    // No composer, nothing to reply with; an archived conversation is read-only altogether (chat.css).
+    ui.chat.dataset.status = status;
     ui.ended.hidden = !ended;
     ui.endedText.textContent =
       status === "ARCHIVED"
@@ -889,6 +1445,7 @@
       showChat();
       if (EMBED) toHost({ type: "conversation", conversationId });
       page.results.forEach((message) => receive(message, { stream: true }));
+      noteCursor(page.changeCursor);
       // Rated already if the latest rating came after the latest close (a reopened and closed again
       // conversation asks again). ISO times of one format compare as text.
       const asked = page.results.filter((m) => (m.metadata || {}).kind === "csat_request").pop();
@@ -1074,7 +1631,7 @@
   const FOCUSABLE = "button, [href], input, textarea, select, [tabindex]:not([tabindex='-1'])";
   function focusEdge(where) {
     const items = Array.from(document.querySelectorAll(FOCUSABLE)).filter(
-      (el) => !el.disabled && el.getClientRects().length > 0,
+      (el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0,
     );
     const target = where === "last" ? items[items.length - 1] : items[0];
     if (target) target.focus();
@@ -1099,7 +1656,8 @@
       else if (data.type === "focus") focusEdge(data.where);
     });
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") toHost({ type: "close" });
+      // An open picker, edit or dialog takes its own Escape first (they stop it from reaching here).
+      if (event.key === "Escape" && !ui.confirmDelete.open) toHost({ type: "close" });
     });
     ui.closeWidget.addEventListener("click", () => toHost({ type: "close" }));
     // Nothing secret in it: the launcher's words in the page's language. The host answers with identify,
@@ -1116,6 +1674,9 @@
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       send();
+    } else if (event.key === "Escape" && state.replyTo) {
+      event.stopPropagation(); // cancels the reply, not the widget
+      cancelReply();
     }
   });
   ui.input.addEventListener("input", onOwnInput);
@@ -1148,7 +1709,11 @@
       refused: false,
       readSentIndex: -1,
       visibleOthers: new Set(),
+      changeCursor: null,
+      active: null,
+      picker: null,
     });
+    cancelReply();
     ui.list.replaceChildren();
     setConnection("idle", "");
   }

@@ -4,6 +4,10 @@
 //
 // Order on (re)connect of the inbox socket: open the socket first, then reload the list over REST,
 // then apply events on top, so nothing that happens in between is missed (README, "Inbox").
+//
+// Messages change after they are shown (edits, deletions, reactions): a change is applied only to a message
+// already shown, by building it again from its new state; the highest change cursor seen goes with every
+// reconnect of the conversation's socket (changedSince), so nothing changed while it was down is missed.
 (function () {
   "use strict";
 
@@ -38,7 +42,8 @@
   var FINAL_CLOSE = { 4401: t("Your session has expired: reload the page."), 4403: t("Not allowed."), 4404: t("This conversation no longer exists.") };
   // Errors of the socket that answer a message frame (the oldest unanswered send is the one refused).
   var SEND_ERRORS = ["rate_limited", "conversation_closed", "content_too_long", "blank", "required", "unavailable",
-    "internal_error", "note_forbidden", "invalid_choice", "metadata_too_large", "not_a_string", "idempotency_key_reused"];
+    "internal_error", "note_forbidden", "invalid_choice", "metadata_too_large", "not_a_string", "idempotency_key_reused",
+    "invalid_reply_to"];
 
   // ---- state ---------------------------------------------------------------------------------------
   var state = {
@@ -51,7 +56,14 @@
     unseen: 0, // title badge
     total: 0, // conversations matching the list's filters (the list shows the newest LIST_LIMIT)
   };
-  var thread = { socket: null, seen: new Set(), pending: [], retry: 1000, typers: new Set(), typingSentAt: 0, typingTimer: null, donorRead: null, closedByUs: false };
+  var thread = {
+    socket: null, messages: new Map(), pending: [], retry: 1000, typers: new Set(), typingSentAt: 0, typingTimer: null,
+    donorRead: null, closedByUs: false,
+    changeCursor: null, // the highest change number seen: a history page's changeCursor, or a change frame's
+    replyTo: null, // the message the reply box answers
+    active: null, // the message whose buttons are in the Tab order (focus is in it)
+    picker: null, // the message whose reaction picker is open
+  };
   var baseTitle = document.title;
 
   // ---- API ---------------------------------------------------------------------------------------
@@ -348,11 +360,26 @@
 
   function showError(text) { errorLine.textContent = text || ""; errorLine.hidden = !text; }
 
+  // The conversation's transcript for staff (text or JSON); internal notes only when asked for.
+  var transcriptNotes = $("[data-desk-transcript-notes]");
+  function transcriptLinks(id) {
+    $all("[data-desk-transcript]").forEach(function (link) {
+      var query = new URLSearchParams({ type: link.dataset.deskTranscript });
+      if (transcriptNotes.checked) query.set("notes", "true");
+      link.href = config.api + "conversations/" + encodeURIComponent(id) + "/transcript?" + query;
+    });
+  }
+  transcriptNotes.addEventListener("change", function () { if (state.current) transcriptLinks(state.current); });
+
   function openConversation(id) {
     if (thread.socket) { thread.closedByUs = true; thread.socket.close(); }
     state.current = id;
     root.dataset.pane = "thread";
-    thread.seen = new Set();
+    thread.messages = new Map();
+    thread.changeCursor = null;
+    thread.active = null;
+    thread.picker = null;
+    cancelReply();
     thread.pending = [];
     thread.typers = new Set();
     thread.donorRead = null;
@@ -362,6 +389,7 @@
     $("[data-desk-conversation]").hidden = false;
     renderList();
     history.replaceState(null, "", "?c=" + encodeURIComponent(id));
+    transcriptLinks(id);
     var donor = null;
     api("GET", "conversations/" + encodeURIComponent(id)).then(function (conversation) {
       donor = conversation.createdBy;
@@ -372,6 +400,7 @@
     }).then(function (page) {
       if (state.current !== id) return;
       page.results.forEach(function (m) { addMessage(m); });
+      noteCursor(page.changeCursor);
       page.results.forEach(function (m) {
         if ((m.readBy || []).some(function (r) { return r.userId === donor; })) thread.donorRead = m.messageId;
       });
@@ -382,7 +411,11 @@
   }
 
   function connectThread(id, lastMessageId) {
-    var path = config.conversationPath + encodeURIComponent(id) + (lastMessageId ? "?lastMessageId=" + encodeURIComponent(lastMessageId) : "");
+    var query = new URLSearchParams();
+    if (lastMessageId) query.set("lastMessageId", lastMessageId);
+    // Edits, deletions and reactions since the last change seen come first, then missed messages.
+    if (thread.changeCursor !== null) query.set("changedSince", String(thread.changeCursor));
+    var path = config.conversationPath + encodeURIComponent(id) + (query.toString() ? "?" + query : "");
     var socket = new WebSocket(wsUrl(path));
     thread.socket = socket;
     thread.closedByUs = false;
@@ -424,6 +457,15 @@
       addMessage({ messageId: frame.messageId, senderId: frame.senderId, senderRole: frame.senderRole, senderName: "", content: frame.message, messageType: "SYSTEM", createdAt: frame.timestamp, metadata: frame.metadata });
       scrollToEnd();
       refreshCurrent();
+    } else if (frame.type === "message_updated") {
+      noteCursor(frame.changeCursor);
+      if (frame.message) applyMessage(frame.message);
+    } else if (frame.type === "message_deleted") {
+      noteCursor(frame.changeCursor);
+      applyDeleted(frame.messageId, frame.deletedAt);
+    } else if (frame.type === "reaction_updated") {
+      noteCursor(frame.changeCursor);
+      applyReactions(frame.messageId, frame.reactions || []);
     } else if (frame.type === "typing_start" || frame.type === "typing_stop") {
       if (frame.type === "typing_start") thread.typers.add(frame.userId); else thread.typers.delete(frame.userId);
       $("[data-desk-typing]").textContent = thread.typers.size ? t("The donor is typing…") : "";
@@ -443,11 +485,107 @@
     }).catch(function () {});
   }
 
-  function addMessage(m) {
-    if (thread.seen.has(m.messageId)) return;
-    thread.seen.add(m.messageId);
+  // ---- messages: rendering, and changes to the ones shown (README, "Edits, deletions, reactions, replies")
+  var EDIT_WINDOW_MS = (config.editWindowS || 0) * 1000;
+  var REPLY_PREVIEW_LENGTH = 140; // as the server cuts a quoted message
+  var ICONS = {
+    react: ["M12 3a9 9 0 1 0 9 9", "M8.5 14.5s1.3 1.5 3.5 1.5 3.5-1.5 3.5-1.5", "M9 9.5h.01", "M15 9.5h.01", "M19 2v6", "M16 5h6"],
+    reply: ["M9 17l-5-5 5-5", "M4 12h11a5 5 0 0 1 5 5v2"],
+    edit: ["M12 20h9", "M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z"],
+    "delete": ["M3 6h18", "M8 6V4h8v2", "M19 6l-1 14H6L5 6", "M10 11v6", "M14 11v6"],
+  };
+  function icon(name) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("class", "desk-icon");
+    ICONS[name].forEach(function (d) {
+      var path = document.createElementNS(ns, "path");
+      path.setAttribute("d", d);
+      svg.appendChild(path);
+    });
+    return svg;
+  }
+  // A button inside a message. Out of the Tab order until focus is in its message (setActive), so Tab
+  // does not walk through every message on its way to the reply box. `key` finds it again after a rebuild.
+  function itemButton(className, label, key, content) {
+    var button = el("button", className);
+    button.type = "button";
+    button.tabIndex = -1;
+    button.dataset.focusKey = key;
+    if (label) { button.setAttribute("aria-label", label); button.title = label; }
+    if (content) button.appendChild(content);
+    return button;
+  }
+  function previewOf(content) {
+    var text = String(content || "").split(/\s+/).filter(Boolean).join(" ");
+    return text.length > REPLY_PREVIEW_LENGTH ? text.slice(0, REPLY_PREVIEW_LENGTH - 1) + "…" : text;
+  }
+  // Who reacted, by name where the desk knows them (staff), by id otherwise (the donor).
+  function personName(userId) {
+    if (userId === config.userId) return t("you");
+    var agent = state.agents.find(function (a) { return a.agentId === userId; });
+    return agent ? agent.displayName : userId;
+  }
+  function isOwn(m) { return m.senderId === config.userId && m.messageType !== "SYSTEM"; }
+  // Editable: the agent's own reply or note, not deleted, while the server's window is open.
+  function editableFor(m) {
+    if (!isOwn(m) || m.deletedAt || m.editRefused || (m.messageType !== "TEXT" && m.messageType !== "NOTE")) return 0;
+    return Math.max(0, new Date(m.createdAt).getTime() + EDIT_WINDOW_MS - Date.now());
+  }
+
+  function quoteOf(reply) {
+    var quote = el("div", "desk-quote");
+    quote.appendChild(el("span", "desk-quote-sender", reply.senderName || ""));
+    if (reply.deletedAt) quote.appendChild(el("span", "desk-quote-text desk-quote-deleted", t("Deleted message")));
+    else quote.appendChild(el("span", "desk-quote-text", reply.preview));
+    return quote;
+  }
+
+  function reactionChips(m) {
+    var row = el("div", "desk-reactions");
+    (m.reactions || []).forEach(function (reaction) {
+      var mine = (reaction.userIds || []).indexOf(config.userId) >= 0;
+      var chip = itemButton("desk-reaction", null, "reaction:" + reaction.emoji);
+      chip.appendChild(el("span", null, reaction.emoji));
+      chip.appendChild(el("span", "desk-reaction-count", number(reaction.count)));
+      chip.setAttribute("aria-pressed", String(mine));
+      chip.title = (reaction.userIds || []).map(personName).join(", ");
+      chip.addEventListener("click", function () { react(m.messageId, reaction.emoji, !mine); });
+      row.appendChild(chip);
+    });
+    return row;
+  }
+
+  function actionBar(m) {
+    var bar = el("div", "desk-actions");
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", t("Message actions"));
+    var reactButton = itemButton("desk-action", t("Add a reaction"), "react", icon("react"));
+    reactButton.setAttribute("aria-expanded", "false");
+    reactButton.addEventListener("click", function () { togglePicker(m.messageId); });
+    bar.appendChild(reactButton);
+    // A reply the donor sees cannot quote a note (the server refuses it): a note is answered with a note.
+    var note = m.messageType === "NOTE";
+    var reply = itemButton("desk-action", note ? t("Reply with a note") : t("Reply"), note ? "reply-note" : "reply", icon("reply"));
+    reply.addEventListener("click", function () { startReply(m.messageId); });
+    bar.appendChild(reply);
+    if (editableFor(m) > 0) {
+      var edit = itemButton("desk-action", t("Edit"), "edit", icon("edit"));
+      edit.addEventListener("click", function () { startEdit(m.messageId); });
+      bar.appendChild(edit);
+    }
+    var remove = itemButton("desk-action desk-action-danger", t("Delete"), "delete", icon("delete"));
+    remove.addEventListener("click", function () { deleteMessage(m.messageId); });
+    bar.appendChild(remove);
+    return bar;
+  }
+
+  function buildItem(m) {
     var kind = m.messageType === "SYSTEM" ? "SYSTEM" : m.messageType === "NOTE" ? "NOTE" : m.senderRole;
-    var item = el("li", "desk-msg desk-msg-" + kind);
+    var deleted = Boolean(m.deletedAt);
+    var item = el("li", "desk-msg desk-msg-" + kind + (deleted ? " desk-msg-deleted" : ""));
     item.dataset.messageId = m.messageId;
     item.dataset.senderRole = m.senderRole;
     item.dataset.type = m.messageType;
@@ -457,8 +595,22 @@
       meta.appendChild(el("b", null, m.senderName || m.senderId));
       meta.appendChild(document.createTextNode(" · "));
       meta.appendChild(timeEl(m.createdAt, when(m.createdAt)));
+      if (m.editedAt && !deleted) {
+        // Staff may read what it said before: the marker opens the earlier versions.
+        meta.appendChild(document.createTextNode(" · "));
+        var edited = itemButton("desk-edited", null, "versions");
+        edited.textContent = t("edited");
+        edited.title = fmt("Edited %(when)s. Show earlier versions.", { when: full(m.editedAt) });
+        edited.addEventListener("click", function () { openVersions(m.messageId); });
+        meta.appendChild(edited);
+      }
       item.appendChild(meta);
     }
+    if (deleted) {
+      item.appendChild(el("span", "desk-msg-body desk-tombstone", t("This message was deleted")));
+      return item; // nothing of what it said, and nothing left to do with it
+    }
+    if (m.replyTo) item.appendChild(quoteOf(m.replyTo));
     var body = el("span", "desk-msg-body", m.content);
     if (m.messageType === "FILE" && m.metadata && (m.metadata.attachmentId || m.metadata.url)) {
       body.textContent = "";
@@ -466,8 +618,337 @@
       if (m.content && m.content !== m.metadata.name) body.appendChild(el("span", "desk-file-caption", m.content));
     }
     item.appendChild(body);
-    messages.appendChild(item);
+    var redacted = (m.metadata && Array.isArray(m.metadata.redacted)) ? m.metadata.redacted : [];
+    if (redacted.length) {
+      // Why the text reads "**** 1111": the server masked it before storing it; the original is nowhere.
+      item.appendChild(el("span", "desk-redacted", redacted.indexOf("iban") >= 0 && redacted.indexOf("card") < 0
+        ? t("Account number hidden before storage") : t("Card number hidden before storage")));
+    }
+    if (kind !== "SYSTEM") {
+      if ((m.reactions || []).length) item.appendChild(reactionChips(m));
+      item.appendChild(actionBar(m));
+      item.classList.add("desk-actionable");
+      item.tabIndex = -1; // reached with the arrow keys (the list's keydown)
+      scheduleEditExpiry(item, m);
+    }
+    return item;
   }
+
+  // The Edit button goes when the window closes (the server would refuse it from then on).
+  function scheduleEditExpiry(item, m) {
+    var left = editableFor(m);
+    if (!left) return;
+    setTimeout(function () {
+      var edit = item.querySelector("[data-focus-key=edit]");
+      if (!item.isConnected || !edit) return;
+      if (document.activeElement === edit) item.focus();
+      edit.remove();
+    }, left + 250);
+  }
+
+  function addMessage(m) {
+    if (thread.messages.has(m.messageId)) return;
+    var node = buildItem(m);
+    thread.messages.set(m.messageId, { data: m, node: node });
+    messages.appendChild(node);
+  }
+
+  function noteCursor(value) {
+    var cursor = Number(value);
+    if (Number.isSafeInteger(cursor) && (thread.changeCursor === null || cursor > thread.changeCursor)) thread.changeCursor = cursor;
+  }
+
+  // Builds a shown message again from its (new) data, keeping the keyboard's place and the "seen" line.
+  function rebuild(entry) {
+    if (entry.editing) { entry.stale = true; return; } // rebuilt when the edit ends: the agent's typing stays
+    var old = entry.node;
+    var focused = old.contains(document.activeElement) ? document.activeElement : null;
+    var key = focused && focused.dataset.focusKey;
+    if (thread.picker === old) thread.picker = null;
+    if (thread.active === old) thread.active = null;
+    var fresh = buildItem(entry.data);
+    old.replaceWith(fresh);
+    entry.node = fresh;
+    if (old.querySelector(".desk-receipt")) renderReceipt();
+    if (focused) {
+      var same = key ? fresh.querySelector('[data-focus-key="' + CSS.escape(key) + '"]') : null;
+      (same || (fresh.hasAttribute("tabindex") ? fresh : messages)).focus();
+    }
+  }
+
+  // Replies show the message they quote as it is now.
+  function refreshQuotes(messageId, change) {
+    thread.messages.forEach(function (entry) {
+      if (entry.data.replyTo && entry.data.replyTo.messageId === messageId) {
+        entry.data = Object.assign({}, entry.data, { replyTo: Object.assign({}, entry.data.replyTo, change) });
+        rebuild(entry);
+      }
+    });
+    if (thread.replyTo && thread.replyTo.messageId === messageId) showReplying(Object.assign({}, thread.replyTo, change));
+  }
+
+  function applyMessage(message) {
+    var entry = thread.messages.get(message.messageId);
+    if (!entry) return; // not shown: ignored
+    var before = entry.data;
+    entry.data = Object.assign({}, before, message);
+    rebuild(entry);
+    if (message.deletedAt && !before.deletedAt) refreshQuotes(message.messageId, { preview: "", deletedAt: message.deletedAt });
+    else if (message.content !== before.content) refreshQuotes(message.messageId, { preview: previewOf(message.content) });
+  }
+
+  function applyDeleted(messageId, deletedAt) {
+    var entry = thread.messages.get(messageId);
+    if (!entry || entry.data.deletedAt) return;
+    entry.editing = false;
+    entry.data = Object.assign({}, entry.data, { content: "", metadata: {}, reactions: [], deletedAt: deletedAt });
+    rebuild(entry);
+    refreshQuotes(messageId, { preview: "", deletedAt: deletedAt });
+  }
+
+  function applyReactions(messageId, reactions) {
+    var entry = thread.messages.get(messageId);
+    if (!entry || entry.data.deletedAt) return;
+    entry.data = Object.assign({}, entry.data, { reactions: reactions });
+    rebuild(entry);
+  }
+
+  function messagePath(messageId, suffix) {
+    return "conversations/" + encodeURIComponent(state.current) + "/messages/" + encodeURIComponent(messageId) + (suffix || "");
+  }
+
+  function react(messageId, emoji, on) {
+    closePicker();
+    api(on ? "PUT" : "DELETE", messagePath(messageId, "/reactions/" + encodeURIComponent(emoji)))
+      .then(function (message) { showError(""); applyMessage(message); })
+      .catch(function (error) { showError(fmt("Your reaction was not saved: %(reason)s", { reason: problem(error) })); });
+  }
+
+  // ---- the reaction picker: one row of the allowed reactions, inside the message ------------------------
+  function togglePicker(messageId) {
+    var entry = thread.messages.get(messageId);
+    if (!entry) return;
+    if (thread.picker === entry.node) return closePicker(true);
+    closePicker();
+    var item = entry.node;
+    var picker = el("div", "desk-picker");
+    picker.setAttribute("role", "group");
+    picker.setAttribute("aria-label", t("Reactions"));
+    var mine = (entry.data.reactions || []).filter(function (r) { return (r.userIds || []).indexOf(config.userId) >= 0; })
+      .map(function (r) { return r.emoji; });
+    (config.reactions || []).forEach(function (emoji) {
+      var on = mine.indexOf(emoji) < 0;
+      var choice = itemButton("desk-pick", null, "pick:" + emoji);
+      choice.textContent = emoji;
+      choice.tabIndex = 0; // open because focus is here: in the Tab order while it is open
+      choice.setAttribute("aria-pressed", String(!on));
+      choice.addEventListener("click", function () { react(messageId, emoji, on); });
+      picker.appendChild(choice);
+    });
+    picker.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { event.stopPropagation(); closePicker(true); }
+    });
+    item.querySelector(".desk-actions").after(picker);
+    item.querySelector("[data-focus-key=react]").setAttribute("aria-expanded", "true");
+    item.classList.add("desk-picking");
+    thread.picker = item;
+    picker.firstElementChild.focus();
+    picker.scrollIntoView({ block: "nearest" });
+  }
+
+  function closePicker(focus) {
+    var item = thread.picker;
+    if (!item) return;
+    thread.picker = null;
+    item.classList.remove("desk-picking");
+    var picker = item.querySelector(".desk-picker");
+    var hadFocus = picker && picker.contains(document.activeElement);
+    if (picker) picker.remove();
+    var button = item.querySelector("[data-focus-key=react]");
+    if (button) {
+      button.setAttribute("aria-expanded", "false");
+      if (focus || hadFocus) button.focus();
+    }
+  }
+  document.addEventListener("click", function (event) {
+    if (thread.picker && !thread.picker.contains(event.target)) closePicker();
+  });
+
+  // ---- replying ------------------------------------------------------------------------------------------
+  var replying = $("[data-desk-replying]");
+  function showReplying(reply) {
+    thread.replyTo = reply;
+    $("[data-desk-replying-label]").textContent = fmt("Replying to %(name)s:", { name: reply.senderName || "" });
+    $("[data-desk-replying-preview]").textContent = reply.deletedAt ? t("Deleted message") : reply.preview;
+    replying.hidden = false;
+    replying.classList.toggle("note", reply.messageType === "NOTE");
+  }
+  function startReply(messageId) {
+    var entry = thread.messages.get(messageId);
+    if (!entry || replyForm.hidden) return;
+    var m = entry.data;
+    if (m.messageType === "NOTE" && mode() !== "NOTE") {
+      // Quoting a note: the answer is a note too (only staff may see what it quotes).
+      $("[data-desk-mode][value=NOTE]").checked = true;
+      applyMode();
+    }
+    showReplying({ messageId: messageId, senderName: m.senderName || m.senderId, messageType: m.messageType, preview: previewOf(m.content), deletedAt: m.deletedAt || null });
+    input.focus();
+  }
+  function cancelReply(focus) {
+    thread.replyTo = null;
+    replying.hidden = true;
+    if (focus) input.focus();
+  }
+  $("[data-desk-reply-cancel]").addEventListener("click", function () { cancelReply(true); });
+
+  // ---- editing the agent's own reply or note, in place ---------------------------------------------------
+  function startEdit(messageId) {
+    var entry = thread.messages.get(messageId);
+    if (!entry || entry.editing || !editableFor(entry.data)) return;
+    closePicker();
+    var item = entry.node;
+    var form = el("form", "desk-edit");
+    var box = el("textarea");
+    box.rows = 3;
+    box.value = entry.data.content;
+    box.setAttribute("aria-label", entry.data.messageType === "NOTE" ? t("Edit your note") : t("Edit your reply"));
+    var cancel = el("button", "button", t("Cancel"));
+    cancel.type = "button";
+    var save = el("button", "button default", t("Save"));
+    save.type = "submit";
+    var buttons = el("div", "desk-edit-buttons");
+    buttons.appendChild(cancel);
+    buttons.appendChild(save);
+    form.appendChild(box);
+    form.appendChild(buttons);
+    var body = item.querySelector(".desk-msg-body");
+    body.hidden = true;
+    body.after(form);
+    item.classList.add("desk-editing");
+    entry.editing = true;
+    function finish() {
+      entry.editing = false;
+      form.remove();
+      body.hidden = false;
+      item.classList.remove("desk-editing");
+      if (entry.stale) { entry.stale = false; rebuild(entry); }
+      var again = entry.node.querySelector("[data-focus-key=edit]");
+      (again || entry.node).focus();
+    }
+    cancel.addEventListener("click", finish);
+    box.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { event.stopPropagation(); finish(); }
+      else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); form.requestSubmit(); }
+    });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var text = box.value;
+      if (text === entry.data.content) return finish();
+      if (!text.trim()) return showError(t("A message cannot be empty. To remove it, delete it instead."));
+      save.disabled = true;
+      api("PATCH", messagePath(messageId), { content: text }).then(function (message) {
+        showError("");
+        entry.data = Object.assign({}, entry.data, message);
+        entry.stale = true;
+        finish();
+        refreshQuotes(messageId, { preview: previewOf(message.content) });
+      }).catch(function (error) {
+        save.disabled = false;
+        var code = error && error.body && error.body.code;
+        if (code === "edit_window_passed") {
+          showError(fmt("This message can no longer be changed: messages can be edited for %(minutes)s minutes after sending.", { minutes: number(Math.round(EDIT_WINDOW_MS / 60000)) }));
+          entry.data = Object.assign({}, entry.data, { editRefused: true });
+          entry.stale = true;
+          finish();
+        } else {
+          showError(fmt("Your change was not saved: %(reason)s", { reason: problem(error) }));
+        }
+      });
+    });
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  // ---- deleting any message (staff); recorded in the audit log by the server -----------------------------
+  var confirmDialog = document.querySelector("[data-desk-confirm]");
+  function deleteMessage(messageId) {
+    var entry = thread.messages.get(messageId);
+    if (!entry) return;
+    closePicker();
+    var note = entry.data.messageType === "NOTE";
+    $all("[data-desk-confirm-for]", confirmDialog).forEach(function (line) {
+      line.hidden = (line.dataset.deskConfirmFor === "note") !== note;
+    });
+    confirmDialog.returnValue = "";
+    confirmDialog.addEventListener("close", function () {
+      if (confirmDialog.returnValue !== "delete") return;
+      api("DELETE", messagePath(messageId)).then(function () {
+        showError("");
+        applyDeleted(messageId, new Date().toISOString()); // the message_deleted frame brings the server's time
+      }).catch(function (error) { showError(fmt("The message was not deleted: %(reason)s", { reason: problem(error) })); });
+    }, { once: true });
+    confirmDialog.showModal();
+  }
+
+  // ---- earlier versions of an edited message -------------------------------------------------------------
+  var versionsDialog = document.querySelector("[data-desk-versions]");
+  function openVersions(messageId) {
+    var entry = thread.messages.get(messageId);
+    if (!entry) return;
+    var list = $("[data-desk-versions-list]", versionsDialog);
+    var now = $("[data-desk-versions-now]", versionsDialog);
+    list.textContent = "";
+    now.textContent = fmt("Now: %(text)s", { text: entry.data.content });
+    versionsDialog.showModal();
+    api("GET", messagePath(messageId, "/versions")).then(function (answer) {
+      if (!answer.results.length) list.appendChild(el("li", null, t("No earlier versions.")));
+      answer.results.forEach(function (version) {
+        var item = el("li", "desk-version");
+        item.appendChild(el("span", "desk-version-meta", fmt("Written %(written)s, replaced by %(name)s %(replaced)s", {
+          written: full(version.writtenAt), name: personName(version.replacedById), replaced: full(version.replacedAt),
+        })));
+        item.appendChild(el("span", "desk-version-text", version.content));
+        list.appendChild(item);
+      });
+    }).catch(function (error) { list.appendChild(el("li", "desk-version-error", problem(error))); });
+  }
+
+  // ---- moving between messages with the keyboard --------------------------------------------------------
+  // Only the message focus is in has its buttons in the Tab order: the list stays one Tab stop.
+  function setActive(item) {
+    if (thread.active === item) return;
+    if (thread.active) {
+      thread.active.classList.remove("desk-active");
+      $all(".desk-actions button, .desk-reactions button", thread.active).forEach(function (b) { b.tabIndex = -1; });
+    }
+    thread.active = item;
+    if (item) {
+      item.classList.add("desk-active");
+      $all(".desk-actions button, .desk-reactions button", item).forEach(function (b) { b.tabIndex = 0; });
+    }
+  }
+  messages.addEventListener("focusin", function (event) {
+    var item = event.target.closest("li.desk-actionable");
+    setActive(item && messages.contains(item) ? item : null);
+  });
+  messages.addEventListener("focusout", function (event) {
+    if (!messages.contains(event.relatedTarget)) setActive(null);
+  });
+  messages.addEventListener("keydown", function (event) {
+    if (["ArrowUp", "ArrowDown", "Home", "End"].indexOf(event.key) < 0 || event.target.closest("textarea, input")) return;
+    var items = $all("li.desk-actionable", messages);
+    if (!items.length) return;
+    var current = event.target.closest("li.desk-actionable");
+    var index = current ? items.indexOf(current) : -1;
+    if (event.key === "Home") index = 0;
+    else if (event.key === "End" || index < 0) index = items.length - 1;
+    else if (event.key === "ArrowUp") index = Math.max(0, index - 1);
+    else index = Math.min(items.length - 1, index + 1);
+    event.preventDefault();
+    items[index].focus();
+    items[index].scrollIntoView({ block: "nearest" });
+  });
 
   // ---- attachments --------------------------------------------------------------------------------------
   var IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
@@ -618,6 +1099,9 @@
     $("[data-desk-priority]").value = c.priority || "NORMAL";
     $("[data-desk-closed]").hidden = open;
     replyForm.hidden = !open;
+    // Without a reply box there is nothing to reply with; an archived conversation keeps only Delete, so
+    // staff can still remove what must not stay (workspace.css).
+    messages.dataset.status = c.status;
     var labels = $("[data-desk-labels]");
     labels.textContent = "";
     (c.labels || []).forEach(function (label) {
@@ -732,19 +1216,21 @@
 
   // ---- sending ---------------------------------------------------------------------------------------
   function mode() { return $("[data-desk-mode]:checked").value; }
-  $all("[data-desk-mode]").forEach(function (radio) {
-    radio.addEventListener("change", function () {
-      replyForm.classList.toggle("note", mode() === "NOTE");
-      attachButton.hidden = mode() === "NOTE"; // a file is a reply to the donor, never a note
-      input.placeholder = mode() === "NOTE" ? t("An internal note: only staff see it.") : t("Reply to the donor. Enter sends, Shift+Enter a new line, / for canned responses.");
-    });
-  });
+  function applyMode() {
+    replyForm.classList.toggle("note", mode() === "NOTE");
+    attachButton.hidden = mode() === "NOTE"; // a file is a reply to the donor, never a note
+    input.placeholder = mode() === "NOTE" ? t("An internal note: only staff see it.") : t("Reply to the donor. Enter sends, Shift+Enter a new line, / for canned responses.");
+    // The donor sees a reply, and it cannot quote a note: switching to Reply drops such a quote.
+    if (mode() !== "NOTE" && thread.replyTo && thread.replyTo.messageType === "NOTE") cancelReply();
+  }
+  $all("[data-desk-mode]").forEach(function (radio) { radio.addEventListener("change", applyMode); });
 
   function newKey() { return "desk-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10); }
 
-  function send(content, messageType, key, metadata) {
+  function send(content, messageType, key, metadata, replyTo) {
     var frame = { type: "message", content: content, messageType: messageType, clientMessageId: key };
     if (metadata) frame.metadata = metadata;
+    if (replyTo) frame.replyTo = replyTo.messageId;
     if (thread.socket && thread.socket.readyState === WebSocket.OPEN) {
       thread.socket.send(JSON.stringify(frame));
       return;
@@ -752,6 +1238,7 @@
     // REST fallback while the socket is down: the same idempotency key, so a retry never doubles it.
     var body = { content: content, messageType: messageType, clientMessageId: key };
     if (metadata) body.metadata = metadata;
+    if (replyTo) body.replyTo = replyTo.messageId;
     api("POST", "conversations/" + encodeURIComponent(state.current) + "/messages", body)
       .then(function (message) { settlePending(message); addMessage(message); scrollToEnd(); })
       .catch(function (error) { var p = thread.pending.find(function (x) { return x.key === key; }); if (p) failPending(p, problem(error)); });
@@ -762,9 +1249,12 @@
     var content = input.value;
     if (!content.trim()) return;
     var key = newKey();
-    var pending = { key: key, content: content, messageType: mode(), node: el("li", "desk-msg desk-msg-" + (mode() === "NOTE" ? "NOTE" : "ADMIN")) };
+    var replyTo = thread.replyTo;
+    var pending = { key: key, content: content, messageType: mode(), replyTo: replyTo, node: el("li", "desk-msg desk-msg-" + (mode() === "NOTE" ? "NOTE" : "ADMIN")) };
     pending.node.appendChild(el("span", "desk-msg-meta", t("Sending…")));
+    if (replyTo) pending.node.appendChild(quoteOf(replyTo));
     pending.node.appendChild(el("span", "desk-msg-body", content));
+    cancelReply();
     messages.appendChild(pending.node);
     thread.pending.push(pending);
     // The box is cleared once, here: a refused send stays in the thread with "Retry", it never comes back.
@@ -772,7 +1262,7 @@
     hideCanned();
     stopTyping();
     scrollToEnd();
-    send(content, pending.messageType, key);
+    send(content, pending.messageType, key, null, replyTo);
   });
 
   function settlePending(message) {
@@ -792,7 +1282,7 @@
       line.remove();
       pending.node.classList.remove("desk-msg-failed");
       thread.pending.push(pending);
-      send(pending.content, pending.messageType, pending.key, pending.metadata);
+      send(pending.content, pending.messageType, pending.key, pending.metadata, pending.replyTo);
     });
     line.appendChild(retry);
     pending.node.appendChild(line);
@@ -803,6 +1293,7 @@
       event.preventDefault();
       return moveCanned(event.key);
     }
+    if (event.key === "Escape" && thread.replyTo) return cancelReply();
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       replyForm.requestSubmit();
@@ -875,6 +1366,7 @@
     var target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT")) return;
+    if (document.querySelector("dialog[open]")) return; // a dialog is in front: "e" must not close what is behind it
     var index = state.order.indexOf(state.current);
     if (event.key === "j" && state.order.length) openConversation(state.order[Math.min(index + 1, state.order.length - 1)]);
     else if (event.key === "k" && state.order.length) openConversation(state.order[Math.max(index - 1, 0)]);
