@@ -6,7 +6,7 @@ from rest_framework.routers import SimpleRouter
 from attachments.views import AttachmentDownloadView, AttachmentLinkView, AttachmentUploadView
 from chatservice.i18n import javascript_catalog
 from chatservice.ids import ID_PATTERN
-from chatservice.views import health, live, metrics
+from chatservice.views import favicon, health, live, metrics
 from chatservice.webclient import donor_chat
 from chatservice.widget import embedded_chat, widget_script
 from conversations.views import ConversationViewSet
@@ -33,6 +33,7 @@ MESSAGE_PATH = rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/
 EMOJI_PATTERN = r"[^/]{1,32}"
 
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("live", live, name="live"),
     path("health", health, name="health"),
     path("metrics", metrics, name="metrics"),

@@ -83,3 +83,15 @@ def test_models_and_migrations_agree():
 
 def test_admin_is_branded_for_support_staff(admin_client):
     assert b"CareForAll support console" in admin_client.get("/admin/").content
+
+
+def test_the_favicon_is_served_and_cached(client):
+    import io
+
+    from PIL import Image
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response["Content-Type"] == "image/x-icon"
+    assert response["Cache-Control"] == "public, max-age=86400"
+    icon = Image.open(io.BytesIO(response.content))
+    assert icon.format == "ICO" and icon.size[0] >= 16
