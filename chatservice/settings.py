@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "retention",
     "audit",
     "search",
+    "reports",
     "corsheaders",
     "axes",
 ]
