@@ -77,6 +77,9 @@ class ConversationViewSet(viewsets.GenericViewSet):
     serializer_class = ConversationSerializer
     pagination_class = ConversationPagination
     lookup_value_regex = ID_PATTERN
+    # Named like every other path under /api/conversations/ (messages, attachments, transcript): one name
+    # per resource in the OpenAPI paths, whichever view serves them.
+    lookup_url_kwarg = "conversation_id"
     queryset = Conversation.objects.none()  # the browsable API asks for one; reads go through selectors
 
     def get_serializer_context(self) -> dict:
@@ -126,14 +129,14 @@ class ConversationViewSet(viewsets.GenericViewSet):
         return self._render(conversation, status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: ConversationSerializer, **error_responses(ALWAYS_ERRORS, "not_found")})
-    def retrieve(self, request: Request, pk: str) -> Response:
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    def retrieve(self, request: Request, conversation_id: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         conversation_read(reader=request.user, conversation_id=conversation.pk)  # staff: audited once a day
         return Response(render_conversations([conversation], viewer=request.user)[0])
 
     @extend_schema(request=ConversationUpdateInput, responses={200: ConversationSerializer, **UPDATE_ERRORS})
-    def update(self, request: Request, pk: str) -> Response:
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    def update(self, request: Request, conversation_id: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = _validated(ConversationUpdateInput, request.data)
         services.conversation_update(conversation=conversation, actor=request.user, **data)
         return self._render(conversation)
@@ -153,8 +156,8 @@ class ConversationViewSet(viewsets.GenericViewSet):
         },
     )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsSupportStaff])
-    def assign(self, request: Request, pk: str) -> Response:
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    def assign(self, request: Request, conversation_id: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = _validated(AssignInput, request.data)
         services.conversation_assign(
             conversation=conversation, actor=request.user, admin_id=data.get("adminId") or request.user.user_id
@@ -171,8 +174,8 @@ class ConversationViewSet(viewsets.GenericViewSet):
         },
     )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsSupportStaff])
-    def unassign(self, request: Request, pk: str) -> Response:
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    def unassign(self, request: Request, conversation_id: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = _validated(UnassignInput, request.data)
         assignment.unassign(
             conversation=conversation, actor=request.user, agent_id=data.get("adminId") or request.user.user_id
@@ -193,8 +196,8 @@ class ConversationViewSet(viewsets.GenericViewSet):
         },
     )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated, IsSupportStaff])
-    def transfer(self, request: Request, pk: str) -> Response:
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    def transfer(self, request: Request, conversation_id: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = _validated(TransferInput, request.data)
         assignment.transfer(conversation=conversation, actor=request.user, agent_id=data["adminId"])
         return self._render(conversation)
@@ -213,11 +216,11 @@ class ConversationViewSet(viewsets.GenericViewSet):
         },
     )
     @action(detail=True, methods=["post"])
-    def csat(self, request: Request, pk: str) -> Response:
+    def csat(self, request: Request, conversation_id: str) -> Response:
         """The donor rates the conversation they took part in, once per closing (1 to 5, an optional comment)."""
         from csat.services import csat_json, csat_submit
 
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = _validated(CsatInput, request.data)
         rating = csat_submit(
             conversation=conversation, donor=request.user, rating=data["rating"], comment=data["comment"]
@@ -237,8 +240,8 @@ class ConversationViewSet(viewsets.GenericViewSet):
         },
     )
     @action(detail=True, methods=["put"])
-    def read(self, request: Request, pk: str) -> Response:
-        conversation = selectors.conversation_get(viewer=request.user, conversation_id=pk)
+    def read(self, request: Request, conversation_id: str) -> Response:
+        conversation = selectors.conversation_get(viewer=request.user, conversation_id=conversation_id)
         data = _validated(ReadInput, request.data)
         state = services.participant_mark_read(
             conversation=conversation, reader=request.user, message_id=data.get("messageId")

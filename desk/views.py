@@ -55,6 +55,7 @@ class AgentViewSet(viewsets.ViewSet):
 class CannedResponseViewSet(viewsets.ViewSet):
     permission_classes = STAFF
     lookup_value_regex = r"[A-Za-z0-9_\-]{1,64}"
+    lookup_url_kwarg = "canned_response_id"  # one parameter name per resource in the OpenAPI paths
 
     @extend_schema(
         responses={200: CannedResponseSerializer(many=True), **error_responses(ALWAYS_ERRORS, "permission_denied")}
@@ -92,15 +93,15 @@ class CannedResponseViewSet(viewsets.ViewSet):
             ),
         },
     )
-    def update(self, request: Request, pk: str) -> Response:
+    def update(self, request: Request, canned_response_id: str) -> Response:
         data = CannedResponseSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        canned = services.canned_update(actor=request.user, canned_id=pk, **data.validated_data)
+        canned = services.canned_update(actor=request.user, canned_id=canned_response_id, **data.validated_data)
         return Response(CannedResponseSerializer(canned).data)
 
     @extend_schema(
         responses={204: None, **error_responses(ALWAYS_ERRORS, UNSAFE_ERRORS, "permission_denied", "not_found")}
     )
-    def destroy(self, request: Request, pk: str) -> Response:
-        services.canned_delete(actor=request.user, canned_id=pk)
+    def destroy(self, request: Request, canned_response_id: str) -> Response:
+        services.canned_delete(actor=request.user, canned_id=canned_response_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

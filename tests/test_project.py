@@ -59,9 +59,9 @@ def test_openapi_schema_and_swagger_ui():
     paths = schema.json()["paths"]
     for path in (
         "/api/conversations",
-        "/api/conversations/{id}",
-        "/api/conversations/{id}/assign",
-        "/api/conversations/{id}/read",
+        "/api/conversations/{conversation_id}",
+        "/api/conversations/{conversation_id}/assign",
+        "/api/conversations/{conversation_id}/read",
         "/api/conversations/{conversation_id}/messages",
     ):
         assert path in paths

@@ -46,7 +46,7 @@ schema = schemathesis.openapi.from_wsgi(
         {
             "seed": 0,
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True},
-            "parameters": {"path.id": CONVERSATION_ID, "path.conversation_id": CONVERSATION_ID},
+            "parameters": {"path.conversation_id": CONVERSATION_ID},
         }
     ),
 )
@@ -180,27 +180,27 @@ ERROR_STATUSES = {
     ("get", "/api/attachments/{attachment_id}/link"): {400, 401, 404, 406, 431},
     ("get", "/api/conversations"): {400, 401, 406, 431},
     ("post", "/api/conversations"): {400, 401, 403, 406, 413, 415, 431},
-    ("get", "/api/conversations/{id}"): {400, 401, 404, 406, 431},
-    ("put", "/api/conversations/{id}"): {400, 401, 403, 404, 406, 413, 415, 431},
-    ("patch", "/api/conversations/{id}"): {400, 401, 403, 404, 406, 413, 415, 431},
-    ("post", "/api/conversations/{id}/assign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
-    ("put", "/api/conversations/{id}/read"): {400, 401, 403, 404, 406, 413, 415, 431},
+    ("get", "/api/conversations/{conversation_id}"): {400, 401, 404, 406, 431},
+    ("put", "/api/conversations/{conversation_id}"): {400, 401, 403, 404, 406, 413, 415, 431},
+    ("patch", "/api/conversations/{conversation_id}"): {400, 401, 403, 404, 406, 413, 415, 431},
+    ("post", "/api/conversations/{conversation_id}/assign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("put", "/api/conversations/{conversation_id}/read"): {400, 401, 403, 404, 406, 413, 415, 431},
     ("get", "/api/conversations/{conversation_id}/messages"): {400, 401, 404, 406, 431},
     ("post", "/api/conversations/{conversation_id}/messages"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
-    ("post", "/api/conversations/{id}/transfer"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
-    ("post", "/api/conversations/{id}/csat"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("post", "/api/conversations/{conversation_id}/transfer"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("post", "/api/conversations/{conversation_id}/csat"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     ("get", "/api/me/notifications"): {400, 401, 406, 431},
     ("put", "/api/me/notifications"): {400, 401, 403, 406, 413, 415, 431},
     ("get", "/api/search/messages"): {400, 401, 404, 406, 431},
-    ("post", "/api/conversations/{id}/unassign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("post", "/api/conversations/{conversation_id}/unassign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     # the support desk (staff only: 403 for donors)
     ("get", "/api/agents"): {400, 401, 403, 406, 431},
     ("get", "/api/agents/me"): {400, 401, 403, 406, 431},
     ("put", "/api/agents/me"): {400, 401, 403, 406, 413, 415, 431},
     ("get", "/api/canned-responses"): {400, 401, 403, 406, 431},
     ("post", "/api/canned-responses"): {400, 401, 403, 406, 409, 413, 415, 431},
-    ("put", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
-    ("delete", "/api/canned-responses/{id}"): {400, 401, 403, 404, 406, 431},
+    ("put", "/api/canned-responses/{canned_response_id}"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
+    ("delete", "/api/canned-responses/{canned_response_id}"): {400, 401, 403, 404, 406, 431},
     # edits, deletions, reactions, exports (issue 15)
     ("get", "/api/me/export"): {400, 401, 406, 431},
     ("get", "/api/conversations/{conversation_id}/transcript"): {400, 401, 403, 404, 406, 431},
@@ -258,11 +258,34 @@ def test_every_operation_documents_its_errors_with_their_codes(openapi):
             assert named and set(named) <= set(codes), (method, path, status)
 
 
+# Each resource's identifier has one name in every path, whichever view serves it.
+PATH_PARAMETER_NAMES = {
+    "conversations": "conversation_id",
+    "messages": "message_id",
+    "attachments": "attachment_id",
+    "canned-responses": "canned_response_id",
+    "reactions": "emoji",
+}
+
+
+def test_each_resource_names_its_path_parameter_one_way(openapi):
+    seen: dict[str, set[str]] = {}
+    for path in openapi["paths"]:
+        segments = path.strip("/").split("/")
+        for collection, segment in zip(segments, segments[1:], strict=False):
+            if segment.startswith("{"):
+                seen.setdefault(collection, set()).add(segment.strip("{}"))
+    assert seen == {collection: {name} for collection, name in PATH_PARAMETER_NAMES.items()}
+    for path, item in openapi["paths"].items():
+        declared = {p["name"] for op in item.values() for p in op.get("parameters", []) if p["in"] == "path"}
+        assert declared == {s.strip("{}") for s in path.split("/") if s.startswith("{")}, path
+
+
 def test_an_update_must_name_one_of_its_fields(openapi, donor, conversation):
     for method in ("put", "patch"):
-        operation = openapi["paths"]["/api/conversations/{id}"][method]
+        operation = openapi["paths"]["/api/conversations/{conversation_id}"][method]
         assert operation["requestBody"]["required"] is True
-        valid = body_validator(openapi, method, "/api/conversations/{id}")
+        valid = body_validator(openapi, method, "/api/conversations/{conversation_id}")
         for body, accepted in (({}, False), ({"unknown": 1}, False), ({"subject": "Tax receipt"}, True)):
             assert valid.is_valid(body) is accepted, body
             response = getattr(donor, method)(f"{LIST}/{conversation.pk}", body, format="json")
@@ -367,8 +390,8 @@ def test_length_limits_count_the_text_as_sent(donor, conversation, openapi):
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
-        ("post", "/api/conversations/{id}/assign", {"adminId": "\x01\x02"}),  # was: assigned the caller
-        ("put", "/api/conversations/{id}/read", {"messageId": "\x7f"}),  # was: read everything
+        ("post", "/api/conversations/{conversation_id}/assign", {"adminId": "\x01\x02"}),  # was: assigned the caller
+        ("put", "/api/conversations/{conversation_id}/read", {"messageId": "\x7f"}),  # was: read everything
         ("post", MESSAGES_PATH, {"content": "hi", "clientMessageId": "\x1b"}),  # was: stored as ""
         ("post", MESSAGES_PATH, {"content": "\x00\x01"}),
     ],
