@@ -12,7 +12,8 @@ PORT ?= 3006
 # socket lives (realtime.presence), and clients resume after any reconnect anyway.
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
-.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks bench-search token messages
+# `make demo` (README): `make run` with demo data, and links that open it logged in.
+.PHONY: install run demo test lint bench bench-inbox bench-ws bench-webhooks bench-search token messages
 
 install: $(STAMP)
 
@@ -24,7 +25,13 @@ $(STAMP): pyproject.toml
 
 run: install
 	$(PY) manage.py migrate --noinput
-	@echo "Serving on http://$(HOST):$(PORT)  (token: $(PY) manage.py mint_token --user u1 --role USER)"
+	@$(PY) manage.py open_next --base-url http://$(HOST):$(PORT)
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) chatservice.asgi:application
+
+# Seeds once (a second run reuses the data), prints the pages and three fresh links, then serves like `run`.
+demo: install
+	$(PY) manage.py migrate --noinput
+	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) $(DAPHNE_FLAGS) chatservice.asgi:application
 
 # axe-core for the accessibility tests, pinned by package-lock.json (test-only; nothing from npm is served).

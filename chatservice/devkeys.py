@@ -53,3 +53,27 @@ def ensure_dev_keypair(var_dir: Path) -> tuple[Path, str]:
                 _write_new(public_path, public_pem, 0o644)
                 _write_new(private_path, private_pem, 0o600)
     return private_path, public_path.read_text()
+
+
+class NoDevelopmentKey(Exception):
+    """A real JWT public key is configured: tokens come from the Auth Service, not from this machine."""
+
+
+def mint_dev_token(*, user: str, role: str, ttl_s: int) -> str:
+    """A token for `user` with `role`, signed with the development private key (`mint_token`, `seed_demo`).
+    Issuer and audience are the configured ones, so the running service accepts it."""
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+    from django.conf import settings
+
+    private_key_path = settings.CHAT["DEV_PRIVATE_KEY_PATH"]
+    if private_key_path is None:
+        raise NoDevelopmentKey
+    now = datetime.now(UTC)
+    claims: dict[str, object] = {"sub": user, "role": role, "iat": now, "exp": now + timedelta(seconds=ttl_s)}
+    if settings.CHAT["JWT_ISSUER"]:
+        claims["iss"] = settings.CHAT["JWT_ISSUER"]
+    if settings.CHAT["JWT_AUDIENCE"]:
+        claims["aud"] = settings.CHAT["JWT_AUDIENCE"]
+    return jwt.encode(claims, private_key_path.read_text(), algorithm="RS256")

@@ -21,6 +21,7 @@ from chatservice.errors import HTML_ERROR_PATH_PREFIXES
 
 # Pages whose text is translated; the JavaScript catalog names its language in its path.
 TRANSLATED_PATH_PREFIXES = HTML_ERROR_PATH_PREFIXES
+TRANSLATED_PATHS = frozenset({"/"})  # the landing page
 LOCALE_PARAMETER = "locale"
 # The catalog of a language changes with a release only: host pages and browsers may keep it a while.
 CATALOG_MAX_AGE_S = 300
@@ -45,7 +46,7 @@ class PageLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith(TRANSLATED_PATH_PREFIXES):
+        if request.path not in TRANSLATED_PATHS and not request.path.startswith(TRANSLATED_PATH_PREFIXES):
             return self.get_response(request)
         language = language_for(request)
         with translation.override(language):

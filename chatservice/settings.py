@@ -6,6 +6,7 @@ import logging
 import sys
 
 from chatservice.config import BASE_DIR, ConfigError, load_config
+from chatservice.version import VERSION
 
 try:
     CONFIG = load_config()
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "audit",
     "search",
     "reports",
+    "demo",
     "corsheaders",
     "axes",
 ]
@@ -339,7 +341,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "CareForAll Chat Service",
     "DESCRIPTION": "Conversations between donors and support staff. Authenticate with `Authorization: Bearer <jwt>`.",
-    "VERSION": "0.1.0",
+    "VERSION": VERSION,  # pyproject.toml's, like the landing page's
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -6,10 +6,12 @@ from rest_framework.routers import SimpleRouter
 from attachments.views import AttachmentDownloadView, AttachmentLinkView, AttachmentUploadView
 from chatservice.i18n import javascript_catalog
 from chatservice.ids import ID_PATTERN
+from chatservice.landing import landing
 from chatservice.views import favicon, health, live, metrics
 from chatservice.webclient import donor_chat
 from chatservice.widget import embedded_chat, widget_script
 from conversations.views import ConversationViewSet
+from demo.views import DEMO_LOGIN_TOKEN_PATTERN, demo_login
 from desk.views import AgentViewSet, CannedResponseViewSet
 from desk.workspace import workspace
 from exports.views import MyExportView, TranscriptView
@@ -33,6 +35,7 @@ MESSAGE_PATH = rf"^api/conversations/(?P<conversation_id>{ID_PATTERN})/messages/
 EMOJI_PATTERN = r"[^/]{1,32}"
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("favicon.ico", favicon, name="favicon"),
     path("live", live, name="live"),
     path("health", health, name="health"),
@@ -69,6 +72,8 @@ urlpatterns = [
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),
     path("admin/desk/", workspace, name="desk-workspace"),
+    # `make demo`'s logged-in link; answers 404 like an unknown path unless DEBUG is on (demo.views).
+    re_path(rf"^admin/demo-login/(?P<token>{DEMO_LOGIN_TOKEN_PATTERN})/$", demo_login, name="demo-login"),
     path("admin/", admin.site.urls),
     path("chat/", donor_chat, name="donor-chat"),
     path("chat/embed", embedded_chat, name="donor-chat-embed"),

@@ -12,6 +12,7 @@ Two parts:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -272,7 +273,7 @@ def test_each_resource_names_its_path_parameter_one_way(openapi):
     seen: dict[str, set[str]] = {}
     for path in openapi["paths"]:
         segments = path.strip("/").split("/")
-        for collection, segment in zip(segments, segments[1:], strict=False):
+        for collection, segment in itertools.pairwise(segments):
             if segment.startswith("{"):
                 seen.setdefault(collection, set()).add(segment.strip("{}"))
     assert seen == {collection: {name} for collection, name in PATH_PARAMETER_NAMES.items()}

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import jwt
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatservice.authentication import USER_ID_MAX_LENGTH
+from chatservice.devkeys import NoDevelopmentKey, mint_dev_token
 
 DEFAULT_TTL_S = 24 * 3600
 MAX_TTL_S = 30 * 24 * 3600
@@ -26,21 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--ttl", type=int, default=DEFAULT_TTL_S, help="seconds until expiry (default 86400)")
 
     def handle(self, *args: object, user: str, role: str, ttl: int, **options: object) -> None:
-        private_key_path = settings.CHAT["DEV_PRIVATE_KEY_PATH"]
-        if private_key_path is None:
-            raise CommandError(
-                "mint_token only signs with the development key pair; a JWT public key is configured, "
-                "so tokens must come from the Auth Service."
-            )
         if not user.strip() or len(user) > USER_ID_MAX_LENGTH:
             raise CommandError(f"--user must be 1..{USER_ID_MAX_LENGTH} characters")
         if not 1 <= ttl <= MAX_TTL_S:
             raise CommandError(f"--ttl must be between 1 and {MAX_TTL_S} seconds")
-        now = datetime.now(UTC)
-        claims = {"sub": user, "role": role, "iat": now, "exp": now + timedelta(seconds=ttl)}
-        if settings.CHAT["JWT_ISSUER"]:
-            claims["iss"] = settings.CHAT["JWT_ISSUER"]
-        if settings.CHAT["JWT_AUDIENCE"]:
-            claims["aud"] = settings.CHAT["JWT_AUDIENCE"]
-        token = jwt.encode(claims, private_key_path.read_text(), algorithm="RS256")
+        try:
+            token = mint_dev_token(user=user, role=role, ttl_s=ttl)
+        except NoDevelopmentKey:
+            raise CommandError(
+                "mint_token only signs with the development key pair; a JWT public key is configured, "
+                "so tokens must come from the Auth Service."
+            ) from None
         self.stdout.write(token)
