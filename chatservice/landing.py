@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from chatservice import guide
 from chatservice.version import VERSION
+from chatservice.webclient import CONTENT_SECURITY_POLICY
 
 
 @require_GET
@@ -30,4 +31,7 @@ def landing(request: HttpRequest) -> HttpResponse:
             "token_manage": guide.TOKEN_MANAGE_COMMAND,
         },
     }
-    return render(request, "landing.html", context)
+    response = render(request, "landing.html", context)
+    # The donor page's policy: nothing inline, nothing from another origin, never framed.
+    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response

@@ -23,7 +23,7 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 @never_cache
 @require_GET
 def demo_login(request: HttpRequest, token: str) -> HttpResponse:
-    # With DEBUG off the link does not exist: the same answer as any unknown path.
+    # With DEBUG off the link does not exist: 404, whatever the token.
     if not settings.DEBUG:
         return not_found(request)
     workspace = reverse("desk-workspace")
