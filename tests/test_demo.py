@@ -56,7 +56,7 @@ def counts() -> dict[str, int]:
 
 
 def test_a_second_run_creates_nothing_and_prints_fresh_links(demo_settings, tmp_path):
-    first, links = run_seed(tmp_path)
+    first, _ = run_seed(tmp_path)
     assert "Demo data: created 37 conversations of 6 donors." in first
     before = counts()
     second, again = run_seed(tmp_path)

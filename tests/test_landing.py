@@ -97,5 +97,5 @@ def test_make_run_prints_what_to_open_next(capsys):
 def test_open_next_refuses_a_base_url_that_is_not_one():
     from django.core.management import CommandError, call_command
 
-    with pytest.raises(CommandError, match="is not a base URL like http://127.0.0.1:3006"):
+    with pytest.raises(CommandError, match=r"is not a base URL like http://127\.0\.0\.1:3006"):
         call_command("open_next", "--base-url", "ftp://example.org/x")
