@@ -39,15 +39,15 @@ def mint(private_pem: bytes, sub: str, role: str = "USER", ttl: int = 900, **cla
 
 def server_env(public_pem: str, database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "JWT_", "DATABASE_", "REDIS_"))}
-    env.update(
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY="test-secret",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        JWT_PUBLIC_KEY=public_pem,
-        DATABASE_URL=database_url,
-        LOG_LEVEL="info",
-        **extra,
-    )
+    defaults = {
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": "test-secret",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "JWT_PUBLIC_KEY": public_pem,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "info",
+    }
+    env.update({**defaults, **extra})  # `extra` may override a default (tests/test_browser_demo.py: DEBUG on)
     return env
 
 

@@ -1,0 +1,103 @@
+"""`make demo` end to end: a development-mode Daphne worker (DEBUG on, the development key pair, as
+`make demo` runs it), `manage.py seed_demo` against its database, and each printed link opened in Chromium.
+Also the landing page, with axe and its screenshots.
+
+test_demo_reports_link needs the reports page (/admin/reports/), built in parallel to this work."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import expect
+
+from chatservice.config import BASE_DIR
+from tests import browser as kit
+from tests.browser import LiveServer, document, live_server
+from tests.test_accessibility import audit, axe_source  # noqa: F401 - a fixture
+
+browser, new_page = kit.browser, kit.new_page
+
+LINK = re.compile(r"^(Console|Donor page|Reports)[^:]*: (\S+)$")
+
+
+@pytest.fixture(scope="module")
+def demo_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
+    # JWT_PUBLIC_KEY empty: the development key pair under var/, which seed_demo signs the donor token with.
+    with live_server(keypair, tmp_path_factory.mktemp("demo"), DJANGO_DEBUG="true", JWT_PUBLIC_KEY="") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def printed(demo_server, tmp_path_factory) -> str:
+    password_file = tmp_path_factory.mktemp("demo-password") / "pw"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "seed_demo", "--base-url", demo_server.url, "--password-file", str(password_file)],
+        cwd=BASE_DIR,
+        env=demo_server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return result.stdout
+
+
+def link(printed: str, label: str) -> str:
+    lines = printed.strip().splitlines()[-3:]
+    found = {m.group(1): m.group(2) for m in map(LINK.match, lines) if m}
+    assert set(found) == {"Console", "Donor page", "Reports"}, printed
+    return found[label]
+
+
+def test_the_landing_page(demo_server, new_page, axe_source):  # noqa: F811
+    for width, name in ((1280, "landing"), (360, "landing-360px")):
+        page = new_page(width=width, height=900)
+        page.goto(f"{demo_server.url}/")
+        expect(page.locator("h1")).to_have_text("CareForAll support chat")
+        expect(page.get_by_role("link", name="Donor chat page")).to_have_attribute("href", "/chat/")
+        # Development mode: the commands that get a staff login and a donor token.
+        expect(page.locator("pre").first).to_have_text(".venv/bin/python manage.py createsuperuser")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        audit(page, axe_source, name)
+        document(page, name)
+    page.get_by_role("link", name="Health check").click()
+    expect(page.locator("body")).to_contain_text('"status"')
+
+
+def test_demo_console_link(demo_server, printed, new_page):
+    page = new_page()
+    page.goto(link(printed, "Console"))
+    expect(page).to_have_url(f"{demo_server.url}/admin/desk/")
+    expect(page.get_by_text("Receipt shows the wrong name").first).to_be_visible()
+    expect(page.get_by_text("Donation page not loading").first).to_be_visible()
+    document(page, "demo-workspace")
+    # Single use: the same link again, in a fresh browser, is the ordinary login page.
+    other = new_page()
+    other.goto(link(printed, "Console"))
+    expect(other).to_have_url(re.compile(r"/admin/login/"))
+
+
+def test_demo_donor_link(demo_server, printed, new_page):
+    page = new_page()
+    page.goto(link(printed, "Donor page"))
+    expect(page.get_by_text("I've corrected the spelling and issued a new receipt")).to_be_visible()
+    expect(page.get_by_text("My receipt shows my name misspelled")).to_be_visible()
+    # Staff only: the internal note never reaches the donor.
+    expect(page.get_by_text("Checked the payment record")).to_have_count(0)
+    assert "#" not in page.url  # the token left the address bar
+
+
+def test_demo_reports_link(demo_server, printed, new_page):
+    # Staff only: log in with the printed password (the console link is single use, spent above).
+    username, password = re.search(r'Staff login: username "([^"]+)", password "([^"]+)"', printed).groups()
+    page = new_page()
+    page.goto(link(printed, "Reports"))
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(link(printed, "Reports"))
+    expect(page.locator("h1")).to_contain_text("Reports")
