@@ -34,8 +34,9 @@ def demo_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def printed(demo_server, tmp_path_factory) -> str:
     password_file = tmp_path_factory.mktemp("demo-password") / "pw"
+    command = ["manage.py", "seed_demo", "--base-url", demo_server.url, "--password-file", str(password_file)]
     result = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo", "--base-url", demo_server.url, "--password-file", str(password_file)],
+        [sys.executable, *command],
         cwd=BASE_DIR,
         env=demo_server.env,
         capture_output=True,
