@@ -15,6 +15,7 @@ from desk.workspace import workspace
 from exports.views import MyExportView, TranscriptView
 from messaging.views import MessageChangeViewSet, MessageViewSet, ReactionViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
+from reports.page import reports as reports_page
 from search.views import MessageSearchView
 
 router = SimpleRouter()
@@ -69,6 +70,7 @@ urlpatterns = [
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),
     path("admin/desk/", workspace, name="desk-workspace"),
+    path("admin/reports/", reports_page, name="reports-page"),
     path("admin/", admin.site.urls),
     path("chat/", donor_chat, name="donor-chat"),
     path("chat/embed", embedded_chat, name="donor-chat-embed"),
