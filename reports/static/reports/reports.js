@@ -914,7 +914,7 @@
       if (lastData && row.firstResponseMedian !== null && row.firstResponseMedian > lastData.slaSeconds) response.classList.add("rp-over");
       tr.appendChild(response);
       tr.appendChild(el("td", "rp-num", row.csatCount
-        ? fmt("%(average)s (%(count)s)", { average: ratingFormat.format(row.csatAverage), count: number(row.csatCount) })
+        ? plural("%(average)s (%(count)s rating)", "%(average)s (%(count)s ratings)", row.csatCount, { average: ratingFormat.format(row.csatAverage), count: number(row.csatCount) })
         : "—"));
       tbody.appendChild(tr);
     });
