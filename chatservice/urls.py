@@ -17,6 +17,7 @@ from desk.workspace import workspace
 from exports.views import MyExportView, TranscriptView
 from messaging.views import MessageChangeViewSet, MessageViewSet, ReactionViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
+from reports.page import reports as reports_page
 from search.views import MessageSearchView
 
 router = SimpleRouter()
@@ -74,6 +75,7 @@ urlpatterns = [
     path("admin/desk/", workspace, name="desk-workspace"),
     # `make demo`'s logged-in link; answers 404 like an unknown path unless DEBUG is on (demo.views).
     re_path(rf"^admin/demo-login/(?P<token>{DEMO_LOGIN_TOKEN_PATTERN})/$", demo_login, name="demo-login"),
+    path("admin/reports/", reports_page, name="reports-page"),
     path("admin/", admin.site.urls),
     path("chat/", donor_chat, name="donor-chat"),
     path("chat/embed", embedded_chat, name="donor-chat-embed"),
