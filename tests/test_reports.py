@@ -3,10 +3,13 @@ number of the report computed by hand below (comments say how)."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db.models.sql.constants import MULTI
 
 from conversations.models import Conversation, ConversationLabel, ConversationStatus
@@ -332,6 +335,132 @@ def test_an_empty_database_reports_zeros_and_nulls():
     assert data["responsiveness"]["rows"][0]["firstResponseMedian"] is None
     assert data["backlog"]["now"] == {"waiting": 0, "unassigned": 0, "oldestWaiting": None}
     assert data["csat"]["average"] is None and data["agents"]["rows"] == [] and data["labels"] == []
+
+
+# ---- the API ----------------------------------------------------------------------------------------------
+
+URL = "/api/reports?from=2026-03-01&to=2026-03-03"
+
+
+@pytest.fixture
+def staff_client(client):
+    client.force_login(get_user_model().objects.create_user("lead", password="pw-123456", is_staff=True))
+    return client
+
+
+def _csv_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    header, *rows = list(csv.reader(io.StringIO(text)))
+    return header, rows
+
+
+def _as_csv_cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def test_staff_read_the_report_and_every_chart_as_csv_with_the_same_rows(dataset, staff_client):
+    response = staff_client.get(URL)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["volume"]["rows"][0]["conversations"] == 4 and data["slaSeconds"] == 3600
+    expected_rows = {
+        "volume": data["volume"]["rows"],
+        "responsiveness": data["responsiveness"]["rows"],
+        "backlog": data["backlog"]["rows"],
+        "csat": data["csat"]["distribution"],
+        "agents": data["agents"]["rows"],
+    }
+    for chart, rows in expected_rows.items():
+        download = staff_client.get(f"/api/reports/{chart}.csv?from=2026-03-01&to=2026-03-03")
+        assert download.status_code == 200, (chart, download.content)
+        assert download["Content-Type"] == "text/csv; charset=utf-8"
+        assert download["Content-Disposition"] == f'attachment; filename="{chart}-2026-03-01-2026-03-03.csv"'
+        header, lines = _csv_rows(download.content.decode())
+        assert header == list(rows[0]), chart  # the JSON's keys, in order
+        assert lines == [[_as_csv_cell(row[key]) for key in header] for row in rows], chart
+    header, lines = _csv_rows(
+        staff_client.get("/api/reports/responsiveness.csv?from=2026-03-01&to=2026-03-03").content.decode()
+    )
+    assert lines[2][header.index("firstResponseMedian")] == ""  # null: an empty cell
+    assert lines[0][header.index("firstResponseMedian")] == "120.0"
+
+
+def test_an_admin_token_reads_the_report_with_filters(dataset, client_for):
+    response = client_for("agent1", "ADMIN").get(URL + "&label=billing&agent=staff:bob&granularity=hour&to=2026-03-01")
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["filters"] == {"label": "billing", "agent": BOB}
+    assert data["period"] == {"from": "2026-03-01", "to": "2026-03-01", "granularity": "hour", "timezone": "UTC"}
+    assert sum(row["conversations"] for row in data["volume"]["rows"]) == 1  # c3
+    csv_response = client_for("agent1", "ADMIN").get(
+        "/api/reports/volume.csv?from=2026-03-01&to=2026-03-01&granularity=hour"
+    )
+    assert csv_response.status_code == 200 and csv_response.content.decode().count("\r\n") == 25
+
+
+def test_the_default_period_is_the_last_30_days(staff_client):
+    data = staff_client.get("/api/reports").json()
+    today = dt.datetime.now(UTC).date()
+    assert data["period"]["to"] == today.isoformat()
+    assert data["period"]["from"] == (today - dt.timedelta(days=29)).isoformat()
+    assert len(data["volume"]["rows"]) == 30 and data["volume"]["rows"][-1]["bucket"] == today.isoformat()
+
+
+def test_donors_are_refused_and_anonymous_callers_asked_to_authenticate(client_for, client):
+    donor = client_for("u1", "USER")
+    for url in (URL, "/api/reports/volume.csv"):
+        refused = donor.get(url)
+        assert refused.status_code == 403 and refused.json()["code"] == "admin_only"
+        anonymous = client.get(url)
+        assert anonymous.status_code == 401 and anonymous["Content-Type"] == "application/json"
+    client.force_login(get_user_model().objects.create_user("clerk", password="pw-123456"))  # not staff
+    assert client.get(URL).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "field"),
+    [
+        ("from=2026-03-05&to=2026-03-01", "invalid_period", "from"),
+        ("from=2025-01-01&to=2026-01-02", "invalid_period", "to"),  # 367 days
+        ("from=2026-03-01&to=2026-03-15&granularity=hour", "invalid_period", "to"),  # 15 days by hour
+        ("from=2026-02-30", "invalid_period", "from"),
+        ("to=yesterday", "invalid_period", "to"),
+        ("from=1999-12-31&to=2000-01-01", "invalid_period", "from"),
+        ("granularity=week", "invalid_choice", "granularity"),
+        ("label=", "blank", "label"),
+        ("agent=" + "a" * 129, "max_length", "agent"),
+    ],
+)
+def test_bad_parameters_are_refused(staff_client, query, code, field):
+    for url in (f"/api/reports?{query}", f"/api/reports/backlog.csv?{query}"):
+        response = staff_client.get(url)
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert body["code"] == code and field in body["errors"], body
+
+
+def test_the_longest_periods_are_accepted(staff_client):
+    assert staff_client.get("/api/reports?from=2025-01-01&to=2026-01-01").status_code == 200  # 366 days
+    hourly = staff_client.get("/api/reports?from=2026-03-01&to=2026-03-14&granularity=hour")
+    assert hourly.status_code == 200 and len(hourly.json()["volume"]["rows"]) == 14 * 24
+
+
+def test_an_unknown_chart_is_a_json_404(staff_client):
+    response = staff_client.get("/api/reports/pie.csv")
+    assert response.status_code == 404 and response.json()["code"] == "chart_not_found"
+
+
+def test_the_sla_line_is_configured(staff_client, settings):
+    settings.CHAT = {**settings.CHAT, "REPORT_SLA_S": 900}
+    assert staff_client.get(URL).json()["slaSeconds"] == 900
+
+
+def test_the_sla_setting_is_read_from_the_environment():
+    from chatservice.config import load_config
+
+    assert load_config({}).report_sla_s == 3600
+    assert load_config({"CHAT_REPORT_SLA_S": "1800"}).report_sla_s == 1800
+    with pytest.raises(Exception, match="CHAT_REPORT_SLA_S"):
+        load_config({"CHAT_REPORT_SLA_S": "0"})
 
 
 # ---- MongoDB, offline ------------------------------------------------------------------------------------
