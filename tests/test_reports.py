@@ -463,6 +463,80 @@ def test_the_sla_setting_is_read_from_the_environment():
         load_config({"CHAT_REPORT_SLA_S": "0"})
 
 
+# ---- Prometheus ----------------------------------------------------------------------------------------------
+
+METRICS_TOKEN = "metrics-token-for-the-report-tests-0123456789"
+
+
+def _scrape(client, settings) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.CHAT = {**settings.CHAT, "METRICS_TOKEN": METRICS_TOKEN}
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+        if not sample.labels or (set(sample.labels) == {"le"} and sample.labels["le"] == "+Inf")
+    }
+
+
+def test_the_support_queue_is_a_gauge_read_at_scrape_time(dataset, client, settings):
+    before = dt.datetime.now(UTC)
+    samples = _scrape(client, settings)
+    # c0 and c9 wait; c0, c9 and c6 are ACTIVE with nobody assigned; c0 has waited since 2026-02-27 10:00.
+    assert samples["chat_conversations_waiting"] == 2
+    assert samples["chat_conversations_unassigned"] == 3
+    waited = (before - at(27, 10, month=2)).total_seconds()
+    assert waited <= samples["chat_oldest_waiting_seconds"] <= waited + 60
+    Conversation.objects.filter(pk__in=["c0", "c9"]).update(waiting_since=None)
+    assert _scrape(client, settings)["chat_oldest_waiting_seconds"] == 0
+    assert _scrape(client, settings)["chat_conversations_waiting"] == 0
+
+
+def test_first_response_is_observed_once_per_conversation_after_commit(
+    client, settings, django_capture_on_commit_callbacks
+):
+    from chatservice.authentication import Principal
+    from conversations import services as conversation_services
+    from tests.helpers import send
+
+    def observed() -> tuple[float, float]:
+        samples = _scrape(client, settings)
+        return samples["chat_first_response_seconds_count"], samples["chat_first_response_seconds_sum"]
+
+    donor, staff = Principal("u1", "USER"), Principal("agent1", "ADMIN")
+    conversation = conversation_services.conversation_create(creator=donor, subject="Help")
+    Conversation.objects.filter(pk=conversation.pk).update(created_at=dt.datetime.now(UTC) - dt.timedelta(seconds=600))
+    conversation.refresh_from_db()
+    count, total = observed()
+    with django_capture_on_commit_callbacks(execute=True):
+        send(conversation, "hello?", donor)
+        send(conversation, "a note", staff, message_type="NOTE")  # a note is no response
+    assert observed() == (count, total)
+    with django_capture_on_commit_callbacks(execute=True):
+        send(conversation, "Here to help", staff)
+    new_count, new_total = observed()
+    assert new_count == count + 1 and 600 <= new_total - total <= 660
+    with django_capture_on_commit_callbacks(execute=True):
+        send(conversation, "still there?", donor)
+        send(conversation, "yes", staff)  # not the first response any more
+    assert observed() == (new_count, new_total)
+
+
+def test_a_scrape_without_the_database_still_serves_the_worker_metrics(client, settings, caplog, monkeypatch):
+    from django.db import OperationalError
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(selectors, "waiting_now", unreachable)
+    samples = _scrape(client, settings)
+    assert "chat_conversations_waiting" not in samples and "chat_first_response_seconds_count" in samples
+    assert "support queue metrics unavailable: OperationalError: connection refused" in caplog.text
+
+
 # ---- MongoDB, offline ------------------------------------------------------------------------------------
 
 
