@@ -12,7 +12,7 @@ PORT ?= 3006
 # socket lives (realtime.presence), and clients resume after any reconnect anyway.
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
-.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks bench-search token messages
+.PHONY: install run test lint bench bench-inbox bench-ws bench-webhooks bench-search bench-reports token messages
 
 install: $(STAMP)
 
@@ -56,6 +56,10 @@ bench-webhooks: install
 # Message search over 1,000,000 messages (SQLite; BENCH_ARGS="--database-url postgres://…" for PostgreSQL).
 bench-search: install
 	$(PY) bench/search_bench.py $(BENCH_ARGS)
+
+# GET /api/reports over 100,000 conversations and 2,000,000 messages (SQLite; BENCH_ARGS="--database-url postgres://…").
+bench-reports: install
+	$(PY) bench/reports_bench.py $(BENCH_ARGS)
 
 token: install
 	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}
