@@ -181,7 +181,7 @@ def counts_by_bucket(rows: QuerySet, field: str, query: ReportQuery, *, vendor: 
         rows.filter(_in_period(field, query))
         .annotate(bucket=bucket_of(field, query.granularity, vendor=vendor))
         .values("bucket")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
     )
 
 
@@ -194,7 +194,7 @@ def message_counts_query(query: ReportQuery, *, vendor: str | None = None) -> Qu
         _messages_of(query)
         .annotate(bucket=bucket_of("created_at", query.granularity, vendor=vendor))
         .values("bucket", "sender_role")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))  # not the key: COUNT(*) reads the (created_at, …) index alone
     )
 
 
