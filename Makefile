@@ -13,7 +13,7 @@ PORT ?= 3006
 DAPHNE_FLAGS ?= --ping-interval 20 --ping-timeout 30 --websocket_timeout -1
 
 # `make demo` (README): `make run` with demo data, and links that open it logged in.
-.PHONY: install run demo test lint bench bench-inbox bench-ws bench-webhooks bench-search token messages
+.PHONY: install run demo test lint bench bench-inbox bench-ws bench-webhooks bench-search bench-reports token messages
 
 install: $(STAMP)
 
@@ -63,6 +63,10 @@ bench-webhooks: install
 # Message search over 1,000,000 messages (SQLite; BENCH_ARGS="--database-url postgres://…" for PostgreSQL).
 bench-search: install
 	$(PY) bench/search_bench.py $(BENCH_ARGS)
+
+# GET /api/reports over 100,000 conversations and 2,000,000 messages (SQLite; BENCH_ARGS="--database-url postgres://…").
+bench-reports: install
+	$(PY) bench/reports_bench.py $(BENCH_ARGS)
 
 token: install
 	@$(PY) manage.py mint_token --user $${CHAT_USER:-u1} --role $${ROLE:-USER}

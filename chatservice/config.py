@@ -90,6 +90,8 @@ AUTO_ASSIGN_MODES = frozenset({"balanced", "round_robin", "off"})
 # An ONLINE agent with no staff socket open for this long becomes AWAY, as (default, minimum, maximum)
 # seconds: a closed laptop must not keep receiving conversations.
 AGENT_AWAY_AFTER_S = (300.0, 5.0, 24 * 3600.0)
+# The first-response target drawn on the reports page, as (default, minimum, maximum) seconds.
+REPORT_SLA_S = (3600, 1, 30 * 86400)
 # Offline notifications, as (default, minimum, maximum) seconds: the wait before an unread reply is
 # notified (time to read it live, or come back), and the least time between two notifications about one
 # conversation to one person (a busy conversation is not an inbox flood).
@@ -267,6 +269,7 @@ class Config:
     jwt_max_token_bytes: int = JWT_MAX_TOKEN_BYTES[0]
     auto_assign: str = "balanced"
     agent_away_after_s: float = AGENT_AWAY_AFTER_S[0]
+    report_sla_s: int = REPORT_SLA_S[0]
     http_db_threads: int = HTTP_DB_THREADS[0]
     jobs_runner: str = "embedded"
     job_settings: dict[str, Any] = field(default_factory=dict)
@@ -726,6 +729,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         widget_allowed_origins=parse_origins("CHAT_WIDGET_ALLOWED_ORIGINS", env.get("CHAT_WIDGET_ALLOWED_ORIGINS", "")),
         auto_assign=auto_assign,
         agent_away_after_s=_ranged(env, "CHAT_AGENT_AWAY_AFTER_S", AGENT_AWAY_AFTER_S),
+        report_sla_s=_ranged(env, "CHAT_REPORT_SLA_S", REPORT_SLA_S),
         http_db_threads=_ranged(env, "CHAT_HTTP_DB_THREADS", HTTP_DB_THREADS),
         jobs_runner=_jobs_runner(env, redis_url),
         webhook_allow_private=_bool(env, "CHAT_WEBHOOK_ALLOW_PRIVATE", False),

@@ -9,13 +9,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, OperationalError, connection, transaction
 from pymongo.errors import PyMongoError
 
 from chatservice.config import SQLITE_BUSY_TIMEOUT_S
+
+QuerySetT = TypeVar("QuerySetT", bound=Any)
 
 # SQLite allows one writer at a time. Writers of one process queue here, in order. Writers of other
 # processes meet at BEGIN IMMEDIATE, where SQLite's own busy handler would sleep in a coarse ladder
@@ -122,3 +124,15 @@ def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+# The attribute that marks a query as run on SQL databases only (see sql_only).
+SQL_ONLY_ATTRIBUTE = "sql_only_because"
+
+
+def sql_only(queryset: QuerySetT, *, because: str) -> QuerySetT:
+    """Mark an ORM query that only SQL databases run, its caller taking another path on MongoDB (say which
+    in `because`). The offline MongoDB compile check of the test suite (tests/mongo_offline) skips it,
+    as it skips vendor-gated raw SQL; the MongoDB path gets its own tests."""
+    setattr(queryset.query, SQL_ONLY_ATTRIBUTE, because)
+    return queryset

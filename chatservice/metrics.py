@@ -16,7 +16,9 @@ import logging
 import time
 from typing import Literal, get_args
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # The `_created` series (one more timestamp per counter and histogram) double what a scrape carries and
 # tell nothing `process_start_time_seconds` does not: every series here is created at start-up.
@@ -63,6 +65,15 @@ ATTACHMENT_REFUSALS = Counter(
 
 # The buckets of realtime.consumers: the per-socket one on message frames and on read frames, the
 # per-user one (message frames, shared by a user's sockets), the typing one.
+# First response (a conversation's creation to the first staff reply), from a minute to two days.
+FIRST_RESPONSE_BUCKETS_S = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0)
+FIRST_RESPONSE = Histogram(
+    "chat_first_response_seconds",
+    "Time from a conversation's creation to its first staff reply, observed once per conversation when "
+    "the reply commits (by the worker that stored it).",
+    buckets=FIRST_RESPONSE_BUCKETS_S,
+)
+
 RateLimitKind = Literal["message", "read", "user", "typing"]
 RATE_LIMIT_KINDS: tuple[RateLimitKind, ...] = get_args(RateLimitKind)
 LayerDropReason = Literal["publish_failed", "over_capacity"]
@@ -95,6 +106,11 @@ def fanout_delivered(published_at: float) -> None:
     """A receiving socket has just sent a live message; `published_at` is the event's wall-clock time
     (time.time() of the publisher, maybe another worker: clocks of different hosts add their skew)."""
     FANOUT_LATENCY.observe(max(0.0, time.time() - published_at))
+
+
+def first_responses(seconds: list[float]) -> None:
+    for value in seconds:
+        FIRST_RESPONSE.observe(value)
 
 
 def error_frame(code: str) -> None:
@@ -134,3 +150,56 @@ class ChannelLayerDropCounter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == CHANNELS_REDIS_OVER_CAPACITY and isinstance(record.args, tuple) and record.args:
             layer_dropped("over_capacity", int(record.args[0]))
+
+
+# ---- business figures, read from the database at scrape time ------------------------------------------
+
+logger = logging.getLogger(__name__)
+
+
+class SupportQueueCollector(Collector):
+    """The support queue as it stands (reports.selectors.waiting_now: three reads on indexes), for alerts
+    such as "someone has waited over an hour". Every worker reports the same database-wide values: take
+    max(), not sum(), across instances. A scrape while the database is unreachable leaves these out and
+    logs why; the worker's own metrics are still served."""
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        # Declared without a query (registration would otherwise collect, at import).
+        return list(self._families(0, 0, 0.0))
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        from django.utils import timezone
+
+        from reports.selectors import waiting_now
+
+        try:
+            state = waiting_now()
+        except Exception as exc:  # whatever the database says, the scrape goes on
+            logger.warning("support queue metrics unavailable: %s: %s", type(exc).__name__, exc)
+            return []
+        oldest = state.oldest["waiting_since"] if state.oldest else None
+        age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
+        return list(self._families(state.waiting, state.unassigned, age))
+
+    @staticmethod
+    def _families(waiting: int, unassigned: int, age: float) -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily(
+                "chat_conversations_waiting",
+                "ACTIVE conversations with a donor message no staff reply answered yet.",
+                value=waiting,
+            ),
+            GaugeMetricFamily(
+                "chat_conversations_unassigned",
+                "ACTIVE conversations with nobody assigned (the queue).",
+                value=unassigned,
+            ),
+            GaugeMetricFamily(
+                "chat_oldest_waiting_seconds",
+                "How long the longest-waiting conversation has waited (0: nobody waits).",
+                value=age,
+            ),
+        )
+
+
+REGISTRY.register(SupportQueueCollector())

@@ -154,6 +154,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
         404,
         "No such conversation, or one a donor does not take part in (the same answer, so ids reveal nothing).",
     ),
+    "chart_not_found": ErrorCode(404, "No such report chart (volume, responsiveness, backlog, csat, agents)."),
     "message_not_found": ErrorCode(
         404,
         "`messageId` (in the path, or `PUT …/read`) or the cursor (`before`, `after`) names no message of this "
@@ -179,6 +180,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "staff_only_field": ErrorCode(403, "A donor sent `labels`, `priority` or `snoozedUntil`: staff only."),
     "note_forbidden": ErrorCode(403, "A donor sent `messageType: NOTE`: internal notes are staff only."),
     "admin_only": ErrorCode(403, "Staff only."),
+    "invalid_period": ErrorCode(
+        400,
+        "A report's `from` or `to` is not a date (YYYY-MM-DD), `from` is after `to`, or the period is longer "
+        "than 366 days (14 days by hour).",
+    ),
     "not_assigned": ErrorCode(409, "Unassign names a staff member who is not assigned to the conversation."),
     "short_code_taken": ErrorCode(409, "The caller already has a canned response with this `shortCode`."),
     "assignment_race": ErrorCode(409, "The assignment changed meanwhile; try again."),

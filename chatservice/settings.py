@@ -276,6 +276,7 @@ CHAT = {
     "WIDGET_ALLOWED_ORIGINS": CONFIG.widget_allowed_origins,
     "AUTO_ASSIGN": CONFIG.auto_assign,
     "AGENT_AWAY_AFTER_S": CONFIG.agent_away_after_s,
+    "REPORT_SLA_S": CONFIG.report_sla_s,
     "HTTP_DB_THREADS": CONFIG.http_db_threads,
     "JOBS_RUNNER": CONFIG.jobs_runner,
     "WEBHOOK_ALLOW_PRIVATE": CONFIG.webhook_allow_private,

@@ -18,6 +18,7 @@ from exports.views import MyExportView, TranscriptView
 from messaging.views import MessageChangeViewSet, MessageViewSet, ReactionViewSet
 from notifications.views import NotificationPreferencesView, unsubscribe_page
 from reports.page import reports as reports_page
+from reports.views import ReportChartView, ReportView
 from search.views import MessageSearchView
 
 router = SimpleRouter()
@@ -70,6 +71,8 @@ urlpatterns = [
         name="conversation-transcript",
     ),
     re_path(r"^api/search/messages/?$", MessageSearchView.as_view(), name="search-messages"),
+    re_path(r"^api/reports/?$", ReportView.as_view(), name="reports"),
+    re_path(r"^api/reports/(?P<chart>[a-z]{1,32})\.csv$", ReportChartView.as_view(), name="reports-chart"),
     re_path(r"^api/me/notifications/?$", NotificationPreferencesView.as_view(), name="notification-preferences"),
     path("api/", include(router.urls)),
     path("admin/desk/", workspace, name="desk-workspace"),

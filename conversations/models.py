@@ -144,6 +144,8 @@ class Conversation(models.Model):
             # total reads the index alone, never the rows. (Not an index on the snooze alone: SQLite
             # then chose it for the whole list and sorted every row instead of reading in order.)
             models.Index(fields=["status", "admin_count", "snoozed_until"], name="conv_queue_snoozed_idx"),
+            # Who waits for a reply, and since when (reports and the metrics scrape: a count and the oldest).
+            models.Index(fields=["status", "waiting_since"], name="conv_waiting_idx"),
         ]
 
     def __str__(self) -> str:

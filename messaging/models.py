@@ -63,6 +63,9 @@ class Message(models.Model):
         indexes = [
             # Changes since a cursor: a range scan per conversation (messaging.changes).
             models.Index(fields=["conversation", "change_seq"], name="message_change_idx"),
+            # Reports (reports.selectors): messages of a period by sender role and type, counted from the
+            # index alone. Costs every send an index entry (bench/results/reports_bench.md).
+            models.Index(fields=["created_at", "sender_role", "message_type"], name="message_created_idx"),
         ]
         # No default ordering: every read names its order (seq), so no query sorts or joins by accident.
         constraints = [

@@ -219,9 +219,12 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
     clock_changed: set[str] = set()
     queued: set[str] = set()
     clocks: dict[str, dict[str, Any]] = {}
+    first_responses: list[float] = []
     for conversation_id, written in by_conv.items():
         row = states[conversation_id]
         changes = _clock_changes(row, written)
+        if "first_response_at" in changes:  # set once: only while null, under the row's write lock
+            first_responses.append((changes["first_response_at"] - row.created_at).total_seconds())
         if changes.keys() - {"last_note_seq"}:
             clock_changed.add(conversation_id)
         changes.update(_preview_changes(written))
@@ -240,6 +243,8 @@ def _append(items: Sequence[SendRequest], *, require_active: bool = True) -> App
                 setattr(states[conversation_id], name, value)
     # Counted when durable: a rolled-back (or retried) transaction discards this with its other work.
     transaction.on_commit(partial(metrics.messages_persisted, len(messages)))
+    if first_responses:
+        transaction.on_commit(partial(metrics.first_responses, first_responses))
     stored: dict[str, list[StoredMessage]] = defaultdict(list)
     payloads: dict[str, MessagePayload] = {}
     quoted = quoted_messages(messages)

@@ -109,6 +109,12 @@ def test_the_api_keeps_to_its_schema(case, caller, credentials, conversation_in_
         response = case.call(headers=credentials)
         case.validate_response(response, headers=credentials, excluded_checks=[positive_data_acceptance])
         return
+    if case.method == "GET" and case.path.startswith("/api/reports"):
+        # A report's period is bounded by `from` and `to` together (at most 366 days, 14 by hour, `from` not
+        # after `to`, the default `to` being today), which OpenAPI cannot say: the documented 400 instead.
+        response = case.call(headers=credentials)
+        case.validate_response(response, headers=credentials, excluded_checks=[positive_data_acceptance])
+        return
     case.call_and_validate(headers=credentials)
 
 
@@ -193,6 +199,8 @@ ERROR_STATUSES = {
     ("get", "/api/me/notifications"): {400, 401, 406, 431},
     ("put", "/api/me/notifications"): {400, 401, 403, 406, 413, 415, 431},
     ("get", "/api/search/messages"): {400, 401, 404, 406, 431},
+    ("get", "/api/reports"): {400, 401, 403, 406, 431},
+    ("get", "/api/reports/{chart}.csv"): {400, 401, 403, 404, 406, 431},
     ("post", "/api/conversations/{conversation_id}/unassign"): {400, 401, 403, 404, 406, 409, 413, 415, 431},
     # the support desk (staff only: 403 for donors)
     ("get", "/api/agents"): {400, 401, 403, 406, 431},

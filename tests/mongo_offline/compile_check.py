@@ -5,7 +5,8 @@ insert) is handed, before it executes, to the MongoDB backend's compiler too, wh
 and sends it to the offline client (tests.mongo_offline.base). A query the backend rejects
 (NotSupportedError for an ORM feature MongoDB lacks, an expression without MQL, …) is recorded, and the
 test that ran it fails. This guards the queries the tests exercise: raw-SQL fast paths, which are
-vendor-gated, are not covered, and nothing about results is checked (that needs a real server).
+vendor-gated, are not covered, nor ORM queries marked chatservice.db.sql_only (MongoDB runs its own
+path for those), and nothing about results is checked (that needs a real server).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from django.db import connections
 from django.db.models.sql import compiler as sql_compiler
 from django.db.models.sql.constants import MULTI
 
+from chatservice.db import SQL_ONLY_ATTRIBUTE
+
 ALIAS = "mongo_offline"
-CHAT_APPS = frozenset({"conversations", "messaging", "identity", "desk", "audit"})
+CHAT_APPS = frozenset({"conversations", "messaging", "identity", "desk", "audit", "csat"})
 SETTINGS: dict[str, Any] = {
     "ENGINE": "tests.mongo_offline",
     "HOST": "mongodb://offline.invalid:27017/chat_offline",
@@ -55,6 +58,8 @@ def _check(query: Any, result_type: Any) -> None:
     global compiled
     model = getattr(query, "model", None)
     if model is None or model._meta.app_label not in CHAT_APPS or getattr(_local, "busy", False):
+        return
+    if getattr(query, SQL_ONLY_ATTRIBUTE, None):  # chatservice.db.sql_only: MongoDB takes another path
         return
     _local.busy = True
     try:
