@@ -13,6 +13,7 @@ Two parts:
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -274,7 +275,9 @@ PATH_PARAMETER_NAMES = {
     "attachments": "attachment_id",
     "canned-responses": "canned_response_id",
     "reactions": "emoji",
+    "reports": "chart",
 }
+PATH_PARAMETER = re.compile(r"\{([^}]+)\}")
 
 
 def test_each_resource_names_its_path_parameter_one_way(openapi):
@@ -282,12 +285,12 @@ def test_each_resource_names_its_path_parameter_one_way(openapi):
     for path in openapi["paths"]:
         segments = path.strip("/").split("/")
         for collection, segment in itertools.pairwise(segments):
-            if segment.startswith("{"):
-                seen.setdefault(collection, set()).add(segment.strip("{}"))
+            seen.setdefault(collection, set()).update(PATH_PARAMETER.findall(segment))
+    seen = {collection: names for collection, names in seen.items() if names}
     assert seen == {collection: {name} for collection, name in PATH_PARAMETER_NAMES.items()}
     for path, item in openapi["paths"].items():
         declared = {p["name"] for op in item.values() for p in op.get("parameters", []) if p["in"] == "path"}
-        assert declared == {s.strip("{}") for s in path.split("/") if s.startswith("{")}, path
+        assert declared == set(PATH_PARAMETER.findall(path)), path
 
 
 def test_an_update_must_name_one_of_its_fields(openapi, donor, conversation):
