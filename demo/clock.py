@@ -1,4 +1,4 @@
-"""A simulated clock for seeding: the demo's history happens over the last two weeks, written by the real
+"""A simulated clock for seeding: the demo's history happens over the last four weeks, written by the real
 services at the moments it would have happened.
 
 Every timestamp the services write comes from django.utils.timezone.now() (or from a model field's

@@ -1,5 +1,5 @@
-"""`make demo`'s data: a staff account, a second agent, six donors and 36 conversations over the last 14
-days in every state, written through the real services (conversations, messaging, desk, csat) under a
+"""`make demo`'s data: a staff account, a second agent, six donors and 36 conversations over the last four
+weeks in every state, written through the real services (conversations, messaging, desk, csat) under a
 simulated clock (demo.clock), so every clock, counter, preview and search row is what the service itself
 would have kept.
 
@@ -199,10 +199,12 @@ class Planned:
 
 
 LINK_SUBJECT = TOPICS[11].subject
+# Four weeks of history: the reports page opens on the last 30 days, and every day of them has some.
+HISTORY_DAYS = 28
 
 
 def plan(now: datetime, agents: tuple[str, str]) -> list[Planned]:
-    """36 conversations, oldest first: the open ones in the last day, the others over 14 days."""
+    """36 conversations, oldest first: the open ones in the last day, the others over HISTORY_DAYS days."""
     demo, rafi = agents
     planned: list[Planned] = []
     # The queue: donors waiting, nobody assigned, nobody has read them (42 min, 2 h 10, 5 h ago).
@@ -213,12 +215,12 @@ def plan(now: datetime, agents: tuple[str, str]) -> list[Planned]:
     for index, ago in enumerate((timedelta(hours=26), timedelta(hours=3))):
         topic = TOPICS[(3, 5)[index]]
         planned.append(Planned(UNREAD, topic, DONORS[(1, 2)[index]], demo, now - ago, (20, 9)[index]))
-    # The other 31, day 13 to day 1, a few a day at office hours.
+    # The other 31, from HISTORY_DAYS ago to yesterday, a few a day at office hours.
     cycle = (RATED, CLOSED, ANSWERED, RATED, CLOSED, RATED, ARCHIVED, RATED, CLOSED, RATED, ANSWERED)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     ratings = iter(RATINGS)
     for index in range(31):
-        days_ago = 13 - (index * 13) // 31
+        days_ago = HISTORY_DAYS - 1 - (index * (HISTORY_DAYS - 1)) // 31
         start = midnight - timedelta(days=days_ago) + timedelta(hours=3 + (index * 5) % 9, minutes=(index * 17) % 60)
         state = cycle[index % len(cycle)]
         if days_ago <= 2 and state in (CLOSED, ARCHIVED):
@@ -352,7 +354,7 @@ def seed(*, password_file: Path) -> Seeded:
     created = not existing.exists()
     if created:
         now = timezone.now()
-        with transaction.atomic(), simulated_clock(now - timedelta(days=15)) as clock:
+        with transaction.atomic(), simulated_clock(now - timedelta(days=HISTORY_DAYS + 1)) as clock:
             for username, principal in agents.items():
                 name = STAFF_NAME if username == STAFF_USERNAME else OTHER_AGENT_NAME
                 desk.agent_update(actor=principal, display_name=name)

@@ -2,10 +2,11 @@
 `make demo` runs it), `manage.py seed_demo` against its database, and each printed link opened in Chromium.
 Also the landing page, with axe and its screenshots.
 
-test_demo_reports_link needs the reports page (/admin/reports/), built in parallel to this work."""
+The reports page's screenshots in README are taken here, from the demo's data."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -102,3 +103,29 @@ def test_demo_reports_link(demo_server, printed, new_page):
     page.click("input[type=submit]")
     expect(page).to_have_url(link(printed, "Reports"))
     expect(page.locator("h1")).to_contain_text("Reports")
+    expect(page.locator("[data-reports]")).not_to_have_attribute("aria-busy", "true")
+    expect(page.locator("[data-rp-error]")).to_be_hidden()
+    # The page's figures against chat_stats, an independent reading of the same database (every demo
+    # conversation is younger than the page's default 30 days, so period and all-time totals agree).
+    stats = json.loads(
+        subprocess.run(
+            [sys.executable, "manage.py", "chat_stats", "--json"],
+            cwd=BASE_DIR,
+            env=demo_server.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
+    expect(page.locator("[data-rp-stat=conversations]")).to_have_text(str(stats["conversations"]["total"]))
+    expect(page.locator("[data-rp-stat=unassigned]")).to_have_text(str(stats["unassignedActive"]))
+    csat = page.locator('[data-rp-panel="csat"]')
+    expect(csat.locator(".rp-csat-count")).to_have_text(f"from {stats['csat']['count']} ratings")
+    assert float(csat.locator(".rp-csat-average").inner_text()) == pytest.approx(stats["csat"]["average"], abs=0.01)
+    document(page, "reports")
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.reload()  # drawn for this width from the start (a resize redraws after a pause)
+    expect(page.locator("[data-reports]")).not_to_have_attribute("aria-busy", "true")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    document(page, "reports-360")

@@ -268,6 +268,13 @@
     return { node: node, scroller: scroller, tip: tip };
   }
 
+  // A chart wider than its card (a long period on a phone) opens on its latest buckets: the days a
+  // support lead looks at first, rather than the start of the period.
+  // The charts are drawn before their panel joins the page, where scrolling has no effect: next frame.
+  function showLatest(scroller) {
+    requestAnimationFrame(function () { scroller.scrollLeft = scroller.scrollWidth; });
+  }
+
   function lastIndex(values) {
     for (var i = values.length - 1; i >= 0; i--) if (values[i] !== null && values[i] !== undefined) return i;
     return values.length - 1;
@@ -350,6 +357,7 @@
       var lines = svg("g", { "class": "rp-lines" }, f.svg);
       o.lines.forEach(function (series) { drawLine(f, lines, series, f.y2); });
       chart.scroller.appendChild(f.svg);
+      showLatest(chart.scroller);
       tooltip(chart, f, o.buckets.length, o.describe, bandPlace(f), bandHit(f), o.buckets.length - 1);
       return f;
     },
@@ -378,6 +386,7 @@
       var group = svg("g", { "class": "rp-lines" }, f.svg);
       o.series.forEach(function (series) { drawLine(f, group, series, f.y); });
       chart.scroller.appendChild(f.svg);
+      showLatest(chart.scroller);
       tooltip(chart, f, o.buckets.length, o.describe, bandPlace(f), bandHit(f), lastIndex(o.series[0].values));
       return f;
     },
