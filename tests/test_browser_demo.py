@@ -35,11 +35,15 @@ def demo_server(keypair, tmp_path_factory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def printed(demo_server, tmp_path_factory) -> str:
     password_file = tmp_path_factory.mktemp("demo-password") / "pw"
-    command = ["manage.py", "seed_demo", "--base-url", demo_server.url, "--password-file", str(password_file)]
+    return manage(demo_server, "seed_demo", "--base-url", demo_server.url, "--password-file", str(password_file))
+
+
+def manage(server: LiveServer, *command: str) -> str:
+    """What `manage.py <command>` prints, run against the demo server's database."""
     result = subprocess.run(
-        [sys.executable, *command],
+        [sys.executable, "manage.py", *command],
         cwd=BASE_DIR,
-        env=demo_server.env,
+        env=server.env,
         capture_output=True,
         text=True,
         check=True,
@@ -107,17 +111,7 @@ def test_demo_reports_link(demo_server, printed, new_page):
     expect(page.locator("[data-rp-error]")).to_be_hidden()
     # The page's figures against chat_stats, an independent reading of the same database (every demo
     # conversation is younger than the page's default 30 days, so period and all-time totals agree).
-    stats = json.loads(
-        subprocess.run(
-            [sys.executable, "manage.py", "chat_stats", "--json"],
-            cwd=BASE_DIR,
-            env=demo_server.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-    )
+    stats = json.loads(manage(demo_server, "chat_stats", "--json"))
     expect(page.locator("[data-rp-stat=conversations]")).to_have_text(str(stats["conversations"]["total"]))
     expect(page.locator("[data-rp-stat=unassigned]")).to_have_text(str(stats["unassignedActive"]))
     csat = page.locator('[data-rp-panel="csat"]')
