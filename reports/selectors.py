@@ -535,21 +535,24 @@ def csat_summary(query: ReportQuery) -> dict[str, Any]:
 def agent_rows(query: ReportQuery, *, name_of: Callable[[str], str]) -> list[dict[str, Any]]:
     """One row per agent active in the period. The label filter narrows every figure to that label's
     conversations; the agent filter keeps that agent's row (its figures are the agent's own)."""
+    # The agent filter narrows each figure to rows of that agent (its conversations, its messages, its
+    # ratings) rather than computing every agent's row and keeping one.
     unfiltered_agent = ReportQuery(query.start, query.end, query.granularity, query.label, None)
-    conversations = conversations_of(unfiltered_agent).filter(_in_period("created_at", query))
+    conversations = conversations_of(query).filter(_in_period("created_at", query))
+    staff_messages = _messages_of(unfiltered_agent).filter(sender_role=Role.ADMIN)
+    if query.agent is not None:
+        staff_messages = staff_messages.filter(sender_id=query.agent)
     assigned = {
         row["last_agent_id"]: row["n"]
         for row in conversations.filter(last_agent_id__isnull=False).values("last_agent_id").annotate(n=Count("pk"))
     }
     replied = {
         row["sender_id"]: row["n"]
-        for row in _messages_of(unfiltered_agent)
-        .filter(sender_role=Role.ADMIN)
-        .values("sender_id")
+        for row in staff_messages.values("sender_id")
         .annotate(n=Count("conversation_id", distinct=True))
     }
     first = _percentiles(
-        unfiltered_agent,
+        query,
         conversations.filter(first_response_at__isnull=False, last_agent_id__isnull=False),
         field="created_at",
         start="created_at",
@@ -558,7 +561,7 @@ def agent_rows(query: ReportQuery, *, name_of: Callable[[str], str]) -> list[dic
     )
     ratings = {
         row["agent_id"]: (row["n"], row["total"])
-        for row in _ratings_of(unfiltered_agent)
+        for row in _ratings_of(query)
         .filter(agent_id__isnull=False)
         .values("agent_id")
         .annotate(n=Count("pk"), total=Sum("rating"))
