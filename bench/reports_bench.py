@@ -11,15 +11,21 @@ one of 8 labels; 40% of closed ones were rated.
 
 Then the wall-clock time of GET /api/reports as an ADMIN token, through Django's test client in this
 process (the whole request: middleware, authentication, validation, every query, JSON rendering; not the
-network or the ASGI server), for: the default period (30 days by day), 366 days by day, 14 days by hour,
-366 days with a label filter, 366 days with an agent filter. Each request once to warm up, then R times
-(default 7), interleaved. The reference, timed in the same run: a plain `Message.objects.count()` and a
-count of the period's conversations (what one scan of each table costs on this machine).
+network or the ASGI server), for: the page's presets (7, 30 — the default period — and 90 days by day),
+14 days by hour, 366 days by day, 366 days with a label filter, 366 days with an agent filter. Periods end
+on the day the data was seeded (so a reused database measures the same periods). Each request once to
+warm up, then R times (default 7), interleaved. The reference, timed in the same run: a plain
+`Message.objects.count()` and a count of the period's conversations (what one scan of each table costs on this machine).
 
 Run from the repository root: ``.venv/bin/python bench/reports_bench.py [--conversations N]
-[--messages M] [--runs R] [--database-url URL]``; the report is printed and written to
-``bench/results/reports_bench.md`` (``reports_bench_postgres.md`` for a postgres:// URL, whose database is
-dropped and created again).
+[--messages M] [--runs R] [--db PATH | --database-url URL [--reuse]] [--no-write]``; the report is printed
+and written to ``bench/results/reports_bench.md`` (``reports_bench_postgres.md`` for a postgres:// URL).
+
+Seeding takes about two minutes. By default SQLite uses a temporary file and PostgreSQL's database is
+dropped and created again. ``--db var/reports-bench.sqlite3`` keeps the SQLite file, and ``--reuse`` keeps
+the PostgreSQL database, between runs: they are migrated and seeded again only when missing or out of date
+(another size, seed or seed format: a ``<name>.seed.json`` file next to the SQLite file, or under var/ for
+PostgreSQL, records what was seeded and when).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ SEED = 20261216
 AGENTS = [f"agent{n:02d}" for n in range(60)]
 LABELS = ["billing", "refund", "receipt", "campaign", "technical", "tax", "recurring", "other"]
 BATCH = 10_000
+# Bump when seed() writes different rows: a kept database seeded by another format is seeded again.
+SEED_FORMAT = 2
 
 
 def migrate() -> None:
@@ -188,6 +196,25 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - start) * 1000, result
 
 
+def shapes_of(today: dt.date) -> dict[str, str]:
+    """The measured requests: every period ends on `today` (the day the data was seeded)."""
+    to = today.isoformat()
+
+    def days(n: int) -> str:
+        return f"from={(today - dt.timedelta(days=n - 1)).isoformat()}&to={to}"
+
+    agent = AGENTS[7]
+    return {
+        "7 days by day": f"/api/reports?{days(7)}",
+        "30 days by day (default)": f"/api/reports?{days(30)}",
+        "90 days by day": f"/api/reports?{days(90)}",
+        "14 days by hour": f"/api/reports?{days(14)}&granularity=hour",
+        "366 days by day": f"/api/reports?{days(366)}",
+        "366 days, label filter": f"/api/reports?{days(366)}&label=refund",
+        "366 days, agent filter": f"/api/reports?{days(366)}&agent={agent}",
+    }
+
+
 def measure(runs: int, token: str, now: dt.datetime) -> dict[str, list[float]]:
     from django.test import Client
 
@@ -195,15 +222,7 @@ def measure(runs: int, token: str, now: dt.datetime) -> dict[str, list[float]]:
     from messaging.models import Message
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_HOST="localhost")
-    today = now.date()
-    year_ago = (today - dt.timedelta(days=365)).isoformat()
-    shapes: dict[str, str] = {
-        "default (30 days by day)": "/api/reports",
-        "366 days by day": f"/api/reports?from={year_ago}",
-        "14 days by hour": f"/api/reports?from={(today - dt.timedelta(days=13)).isoformat()}&granularity=hour",
-        "366 days, label filter": f"/api/reports?from={year_ago}&label=refund",
-        "366 days, agent filter": f"/api/reports?from={year_ago}&agent={AGENTS[7]}",
-    }
+    shapes = shapes_of(now.date())
     since = now - dt.timedelta(days=30)
     references: dict[str, Callable[[], Any]] = {
         "reference: Message.objects.count()": lambda: Message.objects.count(),
@@ -239,7 +258,7 @@ def database_size_mib(vendor: str) -> float:
         return cursor.fetchone()[0] / 1024 / 1024
 
 
-def report(args: argparse.Namespace, vendor: str, seeded: dict[str, int], seed_s: float, times: dict) -> str:
+def report(args: argparse.Namespace, vendor: str, seeded: dict[str, Any], seed_s: float, times: dict) -> str:
     versions = ""
     if vendor == "postgresql":
         from django.db import connection
@@ -252,8 +271,9 @@ def report(args: argparse.Namespace, vendor: str, seeded: dict[str, int], seed_s
             versions=versions,
             extra=[
                 f"- Data: {seeded['conversations']:,} conversations and {seeded['messages']:,} messages over the "
-                f"last 365 days, 60 agents, 8 labels; seeded in {seed_s:.0f} s; database "
-                f"{database_size_mib(vendor):.0f} MiB.",
+                f"last 365 days, 60 agents, 8 labels; seeded in {seed_s:.0f} s"
+                + (f" (reused, seeded {seeded['now'][:19]}Z)" if seeded.get("reused") else "")
+                + f"; database {database_size_mib(vendor):.0f} MiB.",
                 f"- Requests: GET /api/reports as an ADMIN token through Django's test client (in process: "
                 f"middleware, auth, validation, queries, JSON; no network), one warm-up each, then {args.runs} "
                 "runs of each, interleaved.",
@@ -271,23 +291,48 @@ def report(args: argparse.Namespace, vendor: str, seeded: dict[str, int], seed_s
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace, database_url: str) -> Path:
+def wanted(args: argparse.Namespace) -> dict[str, int]:
+    return {"conversations": args.conversations, "messages": args.messages, "seed": SEED, "format": SEED_FORMAT}
+
+
+def kept_seed(marker: Path | None, args: argparse.Namespace) -> dict[str, Any] | None:
+    """What a kept database was seeded with, if it is what this run asks for."""
+    if marker is None or not marker.exists():
+        return None
+    recorded = json.loads(marker.read_text())
+    return recorded if all(recorded.get(key) == value for key, value in wanted(args).items()) else None
+
+
+def run(args: argparse.Namespace, database_url: str, marker: Path | None) -> Path:
+    """Seed (unless `marker` records a matching seed of this database), then measure."""
     private_pem = prepare_environment(database_url)
-    migrate()
+    migrate()  # a kept database gets the new migrations (their data migrations fill new fields)
     django.setup()
     from django.db import connection
 
-    now = dt.datetime.now(dt.UTC)
-    rng = random.Random(SEED)
-    seed_ms, seeded = timed(lambda: seed(args.conversations, args.messages, rng, now))
+    recorded = kept_seed(marker, args)
+    if recorded is None:
+        now = dt.datetime.now(dt.UTC)
+        rng = random.Random(SEED)
+        seed_ms, counts = timed(lambda: seed(args.conversations, args.messages, rng, now))
+        recorded = {**wanted(args), **counts, "now": now.isoformat(), "seed_s": seed_ms / 1000}
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        if marker is not None:
+            marker.write_text(json.dumps(recorded, indent=1) + "\n")
+        seeded = recorded
+    else:
+        seeded = {**recorded, "reused": True}
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # the new migrations may have added indexes or filled fields
+    now = dt.datetime.fromisoformat(seeded["now"])
     vendor = connection.vendor
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
     times = measure(args.runs, mint(private_pem, "lead", "ADMIN"), now)
-    text = report(args, vendor, seeded, seed_ms / 1000, times)
+    text = report(args, vendor, seeded, seeded["seed_s"], times)
     print(text)
     out = RESULTS_DIR / ("reports_bench_postgres.md" if vendor == "postgresql" else "reports_bench.md")
-    out.write_text(text)
+    if not args.no_write:
+        out.write_text(text)
     return out
 
 
@@ -307,15 +352,36 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--database-url", help="postgres://… to measure PostgreSQL (its database is recreated)")
+    parser.add_argument("--reuse", action="store_true", help="PostgreSQL: keep the database if seeded alike")
+    parser.add_argument("--db", type=Path, help="SQLite: keep the database in this file (seeded when needed)")
+    parser.add_argument("--no-write", action="store_true", help="print the report only (no results file)")
     args = parser.parse_args()
     if args.database_url:
         if not args.database_url.startswith(("postgres://", "postgresql://")):
             parser.error("--database-url takes a postgres:// URL (SQLite is the default, in a temporary file)")
-        reset_postgres(args.database_url)
-        run(args, args.database_url)
+        if args.db:
+            parser.error("--db is for SQLite; --database-url with --reuse keeps a PostgreSQL database")
+        name = args.database_url.rpartition("/")[2]
+        marker = REPO_ROOT / "var" / f"reports-bench-{name}.seed.json"
+        if not (args.reuse and kept_seed(marker, args)):
+            marker.unlink(missing_ok=True)
+            reset_postgres(args.database_url)
+        marker.parent.mkdir(exist_ok=True)
+        run(args, args.database_url, marker if args.reuse else None)
+        return
+    if args.db:
+        path = args.db.resolve()
+        marker = path.with_name(path.name + ".seed.json")
+        if not kept_seed(marker, args):
+            marker.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            for suffix in ("-wal", "-shm"):
+                path.with_name(path.name + suffix).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run(args, f"sqlite:///{path}", marker)
         return
     with tempfile.TemporaryDirectory(prefix="chat-reports-bench-") as tmp:
-        run(args, f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        run(args, f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", None)
 
 
 if __name__ == "__main__":

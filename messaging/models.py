@@ -63,9 +63,15 @@ class Message(models.Model):
         indexes = [
             # Changes since a cursor: a range scan per conversation (messaging.changes).
             models.Index(fields=["conversation", "change_seq"], name="message_change_idx"),
-            # Reports (reports.selectors): messages of a period by sender role and type, counted from the
-            # index alone. Costs every send an index entry (bench/results/reports_bench.md).
-            models.Index(fields=["created_at", "sender_role", "message_type"], name="message_created_idx"),
+            # Reports (reports.selectors): a period's messages of one sender role, counted per bucket from
+            # the index alone, and the agents' "replied" (distinct conversations per staff sender) read from
+            # it too. Role first: "replied" reads only the staff entries (a year on the bench: 0.3 s of
+            # index for every role -> 0.1 s); the per-bucket counts read one range per role. Costs every
+            # send one index entry of about 90 bytes (bench/results/reports_bench.md).
+            models.Index(
+                fields=["sender_role", "created_at", "message_type", "sender_id", "conversation"],
+                name="message_report_idx",
+            ),
         ]
         # No default ordering: every read names its order (seq), so no query sorts or joins by accident.
         constraints = [

@@ -329,6 +329,18 @@ def test_agent_filter(dataset):
     assert [row["conversations"] for row in both["volume"]["rows"]] == [1, 0, 0]
 
 
+def test_the_agent_filter_keeps_that_agents_unfiltered_row(dataset):
+    # The filtered report reads only that agent's rows (conversations, messages, ratings): each figure
+    # must still be the one the unfiltered report gives that agent, with and without a label.
+    for label in (None, "billing"):
+        everyone = run(ReportQuery(PERIOD.start, PERIOD.end, label=label))["agents"]["rows"]
+        assert everyone
+        for row in everyone:
+            alone = run(ReportQuery(PERIOD.start, PERIOD.end, label=label, agent=row["agentId"]))
+            assert alone["agents"]["rows"] == [row]
+    assert run(ReportQuery(PERIOD.start, PERIOD.end, agent="staff:nobody"))["agents"]["rows"] == []
+
+
 def test_an_empty_database_reports_zeros_and_nulls():
     data = run()
     assert [row["conversations"] for row in data["volume"]["rows"]] == [0, 0, 0]
