@@ -229,13 +229,28 @@ def message_counts_query(query: ReportQuery, *, vendor: str | None = None) -> Qu
     )
 
 
+# PostgreSQL groups a period's messages in one sequential scan (about 0.6 s for a year on the bench, whatever
+# the period); one index-only range per bucket costs about 2 ms each there: 50 ms instead of 300 for 30 days,
+# slower past a few hundred buckets.
+POSTGRES_MAX_BUCKET_QUERIES = 120
+
+
+def _counts_per_bucket(query: ReportQuery) -> bool:
+    if query.label is not None or query.agent is not None:
+        return False
+    if connection.vendor == "postgresql":
+        return len(query.buckets()) <= POSTGRES_MAX_BUCKET_QUERIES
+    return connection.vendor == "sqlite"
+
+
 def message_counts(query: ReportQuery) -> dict[tuple[dt.datetime, str], int]:
-    """{(bucket, sender role): messages}. SQLite without a filter: one count per bucket over its ranges of
-    the (sender_role, created_at, message_type, …) index, one range per role, because SQLite groups by a
-    bucket expression through a temporary B-tree of every index entry of the period (about 1 s for a year
-    of two million messages) where the per-bucket ranges read the same entries in order (a third of that)."""
+    """{(bucket, sender role): messages}. SQLite (and PostgreSQL for short periods) without a filter: one
+    count per bucket over its ranges of the (sender_role, created_at, message_type, …) index, one range per
+    role, because SQLite groups by a bucket expression through a temporary B-tree of every index entry of
+    the period (about 1 s for a year of two million messages) where the per-bucket ranges read the same
+    entries in order (a third of that)."""
     sent: dict[tuple[dt.datetime, str], int] = {}
-    if connection.vendor == "sqlite" and query.label is None and query.agent is None:
+    if _counts_per_bucket(query):
         # Compiled once by the ORM and run for each bucket with that bucket's bounds (an ORM query per
         # bucket costs more than its count). The roles named (IN) so each is a range of the index.
         first = query.since
