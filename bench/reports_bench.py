@@ -300,7 +300,9 @@ def kept_seed(marker: Path | None, args: argparse.Namespace) -> dict[str, Any] |
     if marker is None or not marker.exists():
         return None
     recorded = json.loads(marker.read_text())
-    return recorded if all(recorded.get(key) == value for key, value in wanted(args).items()) else None
+    # The asked sizes (the recorded "messages" is the count actually written, which differs from the asked).
+    asked = recorded.get("asked", {})
+    return recorded if all(asked.get(key) == value for key, value in wanted(args).items()) else None
 
 
 def run(args: argparse.Namespace, database_url: str, marker: Path | None) -> Path:
@@ -315,7 +317,7 @@ def run(args: argparse.Namespace, database_url: str, marker: Path | None) -> Pat
         now = dt.datetime.now(dt.UTC)
         rng = random.Random(SEED)
         seed_ms, counts = timed(lambda: seed(args.conversations, args.messages, rng, now))
-        recorded = {**wanted(args), **counts, "now": now.isoformat(), "seed_s": seed_ms / 1000}
+        recorded = {**wanted(args), **counts, "asked": wanted(args), "now": now.isoformat(), "seed_s": seed_ms / 1000}
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         if marker is not None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import (
+    CharField,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -33,7 +34,7 @@ from django.db.models import (
     Sum,
     Window,
 )
-from django.db.models.functions import RowNumber, Substr, TruncDate, TruncHour
+from django.db.models.functions import RowNumber, TruncDate, TruncHour
 from django.utils import timezone
 
 from chatservice.db import sql_only
@@ -104,8 +105,22 @@ def _vendor(vendor: str | None) -> str:
 def bucket_of(field: str, granularity: str, *, vendor: str | None = None) -> Any:
     """The expression naming the bucket of `field` (see the module's docstring on SQLite)."""
     if _vendor(vendor) == "sqlite":
-        return Substr(field, 1, 13 if granularity == HOUR else 10)
+        return _Prefix(field, length=13 if granularity == HOUR else 10)
     return TruncHour(field, tzinfo=dt.UTC) if granularity == HOUR else TruncDate(field, tzinfo=dt.UTC)
+
+
+class _Prefix(Func):
+    """SQLite: the first `length` characters of a text column, the length written into the SQL rather than
+    bound: SQLite takes two window partitions (or a GROUP BY and its SELECT) as the same only when their
+    expressions are identical, and two bound parameters never are, so a rank and a size partitioned by a
+    bound SUBSTR are sorted apart (ranked_query: three sorts of the rows instead of two)."""
+
+    function = "SUBSTR"
+    template = "%(function)s(%(expressions)s, 1, %(length)d)"
+    output_field = CharField()
+
+    def __init__(self, field: str, *, length: int) -> None:
+        super().__init__(F(field), length=int(length))
 
 
 def _bucket_key(value: Any) -> dt.datetime:
@@ -214,13 +229,28 @@ def message_counts_query(query: ReportQuery, *, vendor: str | None = None) -> Qu
     )
 
 
+# PostgreSQL groups a period's messages in one sequential scan (about 0.6 s for a year on the bench, whatever
+# the period); one index-only range per bucket costs about 2 ms each there: 50 ms instead of 300 for 30 days,
+# slower past a few hundred buckets.
+POSTGRES_MAX_BUCKET_QUERIES = 120
+
+
+def _counts_per_bucket(query: ReportQuery) -> bool:
+    if query.label is not None or query.agent is not None:
+        return False
+    if connection.vendor == "postgresql":
+        return len(query.buckets()) <= POSTGRES_MAX_BUCKET_QUERIES
+    return connection.vendor == "sqlite"
+
+
 def message_counts(query: ReportQuery) -> dict[tuple[dt.datetime, str], int]:
-    """{(bucket, sender role): messages}. SQLite without a filter: one count per bucket over its ranges of
-    the (sender_role, created_at, message_type, …) index, one range per role, because SQLite groups by a
-    bucket expression through a temporary B-tree of every index entry of the period (about 1 s for a year
-    of two million messages) where the per-bucket ranges read the same entries in order (a third of that)."""
+    """{(bucket, sender role): messages}. SQLite (and PostgreSQL for short periods) without a filter: one
+    count per bucket over its ranges of the (sender_role, created_at, message_type, …) index, one range per
+    role, because SQLite groups by a bucket expression through a temporary B-tree of every index entry of
+    the period (about 1 s for a year of two million messages) where the per-bucket ranges read the same
+    entries in order (a third of that)."""
     sent: dict[tuple[dt.datetime, str], int] = {}
-    if connection.vendor == "sqlite" and query.label is None and query.agent is None:
+    if _counts_per_bucket(query):
         # Compiled once by the ORM and run for each bucket with that bucket's bounds (an ORM query per
         # bucket costs more than its count). The roles named (IN) so each is a range of the index.
         first = query.since
@@ -280,31 +310,45 @@ def nearest_rank(p: int, n: int) -> int:
 
 def ranked_query(rows: QuerySet, group: Any, start: str, end: str, *, vendor: str | None = None) -> QuerySet:
     """SQL: `rows` with their rank (by duration end - start, within their group), the group's size and both
-    timestamps (picked_ranks keeps the ranks the percentiles name)."""
-    order = [_duration(start, end, vendor=_vendor(vendor)).asc(), F("pk").asc()]
-    ranked = rows.annotate(
-        group=group,
-        rank=Window(RowNumber(), partition_by=[group], order_by=order),
-        size=Window(Count("pk"), partition_by=[group]),
-    )
+    timestamps (picked_ranks keeps the ranks the percentiles name). `group` is an expression, or
+    {name: expression} to rank the same rows within several groupings in one pass: each grouping adds the
+    columns <name>, <name>_rank and <name>_size (a single expression is the grouping named "group").
+
+    Ties are ordered by `start` and rows counted with COUNT(*), not by the pk: so SQLite reads only the
+    conv_report_idx entries (created_at, first_response_at, closed_at, last_agent_id), never the table. Rows
+    tied on the duration and on `start` have the same `end` too, so the order among them cannot change a
+    percentile."""
+    groups = group if isinstance(group, dict) else {"group": group}
+    order = [_duration(start, end, vendor=_vendor(vendor)).asc(), F(start).asc()]
+    annotations: dict[str, Any] = {}
+    for name, expression in groups.items():
+        annotations[name] = expression
+        annotations[f"{name}_rank"] = Window(RowNumber(), partition_by=[expression], order_by=order)
+        annotations[f"{name}_size"] = Window(Count("*"), partition_by=[expression])
+    columns = [column for name in groups for column in (name, f"{name}_rank", f"{name}_size")]
     return sql_only(
-        ranked.values("group", "rank", "size", start, end),
+        rows.annotate(**annotations).values(*columns, start, end),
         because="window functions; MongoDB runs percentile_pipeline",
     )
 
 
-def picked_ranks(ranked: QuerySet, start: str, end: str) -> list[dict[str, Any]]:
-    """SQL: the rows of ranked_query whose rank is one the percentiles names (at most len(PERCENTILES) per
-    group). The ORM's own filter on window annotations computes every window once per comparison that
-    names it (on SQLite: seven window sorts instead of two), so the ranks are kept by an outer query
-    around the ORM's (vendor-gated SQL, like every caller of ranked_query)."""
+def picked_ranks(ranked: QuerySet, start: str, end: str, groups: Iterable[str] = ("group",)) -> list[dict[str, Any]]:
+    """SQL: the rows of ranked_query whose rank, in any of its `groups`, is one the percentiles name (at most
+    len(PERCENTILES) per group). The ORM's own filter on window annotations computes every window once per
+    comparison that names it (on SQLite: seven window sorts instead of two), so the ranks are kept by an
+    outer query around the ORM's (vendor-gated SQL, like every caller of ranked_query)."""
     inner, params = ranked.query.sql_with_params()
     q = connection.ops.quote_name
-    rank, size = f"ranked.{q('rank')}", f"ranked.{q('size')}"
-    # rank = ceil(p·size/100), as integer inequalities: p·size <= 100·rank < p·size + 100.
-    picked = " OR ".join(f"({rank} * 100 >= {size} * {p} AND {rank} * 100 < {size} * {p} + 100)" for p in PERCENTILES)
-    columns = ["group", "rank", "size", start, end]
-    sql = f"SELECT {', '.join(f'ranked.{q(c)}' for c in columns)} FROM ({inner}) ranked WHERE {picked}"  # noqa: S608
+    picked = []
+    columns: list[str] = []
+    for name in groups:
+        rank, size = f"ranked.{q(name + '_rank')}", f"ranked.{q(name + '_size')}"
+        columns += [name, f"{name}_rank", f"{name}_size"]
+        # rank = ceil(p·size/100), as integer inequalities: p·size <= 100·rank < p·size + 100.
+        picked += [f"({rank} * 100 >= {size} * {p} AND {rank} * 100 < {size} * {p} + 100)" for p in PERCENTILES]
+    columns += [start, end]
+    where = " OR ".join(picked)
+    sql = f"SELECT {', '.join(f'ranked.{q(c)}' for c in columns)} FROM ({inner}) ranked WHERE {where}"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -379,52 +423,85 @@ def _naive(moment: dt.datetime) -> dt.datetime:
 
 
 def _percentiles(
-    query: ReportQuery, rows: QuerySet, *, field: str, start: str, end: str, group: str | None = None
-) -> dict[Any, Percentiles]:
-    """Percentiles of end - start per bucket of `field` (or per value of the `group` field) over `rows`
-    (already in the period and filtered)."""
+    query: ReportQuery, rows: QuerySet, *, field: str, start: str, end: str, groups: dict[str, str | None]
+) -> dict[str, dict[Any, Percentiles]]:
+    """Percentiles of end - start over `rows` (already in the period and filtered), for each grouping of
+    `groups` ({name: field}: per value of that field, or per bucket of `field` when None): {name: {key:
+    Percentiles}}. SQL databases rank the rows once for every grouping; MongoDB runs a pipeline for each."""
     if connection.vendor == "mongodb":
-        group_expr = f"${group}" if group else mongo_bucket(field, query.granularity)
-        extra = {end: {"$ne": None}, start: {"$ne": None}}
-        if group:
-            extra[group] = {"$ne": None}
-        stages = percentile_pipeline(_mongo_match(query, field, extra=extra), group_expr, start, end, label=query.label)
-        collection = connection.get_collection(Conversation._meta.db_table)
-        found = {}
-        for doc in collection.aggregate(stages, session=connection.session):
-            key = doc["_id"] if group else _bucket_key(doc["_id"])
-            found[key] = Percentiles(doc["n"], {p: doc[f"p{p}"] / 1000 for p in PERCENTILES})
-        return found
-    expression = F(group) if group else bucket_of(field, query.granularity)
-    found_rows: dict[Any, tuple[int, dict[int, float]]] = {}
-    for row in picked_ranks(ranked_query(rows, expression, start, end), start, end):
-        key = row["group"] if group else _bucket_key(row["group"])
-        size, seconds = found_rows.setdefault(key, (row["size"], {}))
-        for p in PERCENTILES:
-            if nearest_rank(p, size) == row["rank"]:
-                seconds[p] = (row[end] - row[start]).total_seconds()
-    return {key: Percentiles(size, seconds) for key, (size, seconds) in found_rows.items()}
+        return {
+            name: _mongo_percentiles(query, field=field, start=start, end=end, group=group)
+            for name, group in groups.items()
+        }
+    expressions = {name: F(group) if group else bucket_of(field, query.granularity) for name, group in groups.items()}
+    found_rows: dict[str, dict[Any, tuple[int, dict[int, float]]]] = {name: {} for name in groups}
+    for row in picked_ranks(ranked_query(rows, expressions, start, end), start, end, groups):
+        for name, group in groups.items():
+            rank, size = row[f"{name}_rank"], row[f"{name}_size"]
+            if row[name] is None or not any(nearest_rank(p, size) == rank for p in PERCENTILES):
+                continue
+            key = row[name] if group else _bucket_key(row[name])
+            _, seconds = found_rows[name].setdefault(key, (size, {}))
+            for p in PERCENTILES:
+                if nearest_rank(p, size) == rank:
+                    seconds[p] = (row[end] - row[start]).total_seconds()
+    return {
+        name: {key: Percentiles(size, seconds) for key, (size, seconds) in found.items()}
+        for name, found in found_rows.items()
+    }
 
 
-def responsiveness_rows(query: ReportQuery) -> list[dict[str, Any]]:
-    conversations = conversations_of(query)
-    first = _percentiles(
+def _mongo_percentiles(
+    query: ReportQuery, *, field: str, start: str, end: str, group: str | None
+) -> dict[Any, Percentiles]:
+    group_expr = f"${group}" if group else mongo_bucket(field, query.granularity)
+    extra = {end: {"$ne": None}, start: {"$ne": None}}
+    if group:
+        extra[group] = {"$ne": None}
+    stages = percentile_pipeline(_mongo_match(query, field, extra=extra), group_expr, start, end, label=query.label)
+    collection = connection.get_collection(Conversation._meta.db_table)
+    found = {}
+    for doc in collection.aggregate(stages, session=connection.session):
+        key = doc["_id"] if group else _bucket_key(doc["_id"])
+        found[key] = Percentiles(doc["n"], {p: doc[f"p{p}"] / 1000 for p in PERCENTILES})
+    return found
+
+
+@dataclass(frozen=True)
+class FirstResponses:
+    by_bucket: dict[dt.datetime, Percentiles]  # conversations created in each bucket
+    by_agent: dict[str, Percentiles]  # conversations created in the period, per last agent
+
+
+def first_responses(query: ReportQuery) -> FirstResponses:
+    """First-response percentiles of the period's conversations per bucket (responsiveness) and per agent
+    (agents): the same rows, so SQL databases rank them once for both groupings."""
+    rows = conversations_of(query).filter(_in_period("created_at", query), first_response_at__isnull=False)
+    found = _percentiles(
         query,
-        conversations.filter(_in_period("created_at", query), first_response_at__isnull=False),
+        rows,
         field="created_at",
         start="created_at",
         end="first_response_at",
+        groups={"bucket": None, "agent": "last_agent_id"},
     )
+    return FirstResponses(by_bucket=found["bucket"], by_agent=found["agent"])
+
+
+def responsiveness_rows(query: ReportQuery, *, first: FirstResponses | None = None) -> list[dict[str, Any]]:
+    """`first`: first_responses(query), when the caller has it already."""
+    first_by_bucket = (first or first_responses(query)).by_bucket
     resolved = _percentiles(
         query,
-        conversations.filter(_in_period("closed_at", query)),
+        conversations_of(query).filter(_in_period("closed_at", query)),
         field="closed_at",
         start="created_at",
         end="closed_at",
-    )
+        groups={"bucket": None},
+    )["bucket"]
     rows = []
     for bucket in query.buckets():
-        f, r = first.get(bucket), resolved.get(bucket)
+        f, r = first_by_bucket.get(bucket), resolved.get(bucket)
         rows.append(
             {
                 "bucket": query.label_of(bucket),
@@ -527,9 +604,12 @@ def csat_summary(query: ReportQuery) -> dict[str, Any]:
     }
 
 
-def agent_rows(query: ReportQuery, *, name_of: Callable[[str], str]) -> list[dict[str, Any]]:
+def agent_rows(
+    query: ReportQuery, *, name_of: Callable[[str], str], first: FirstResponses | None = None
+) -> list[dict[str, Any]]:
     """One row per agent active in the period. The label filter narrows every figure to that label's
-    conversations; the agent filter keeps that agent's row (its figures are the agent's own)."""
+    conversations; the agent filter keeps that agent's row (its figures are the agent's own). `first`:
+    first_responses(query), when the caller has it already."""
     # The agent filter narrows each figure to rows of that agent (its conversations, its messages, its
     # ratings) rather than computing every agent's row and keeping one.
     unfiltered_agent = ReportQuery(query.start, query.end, query.granularity, query.label, None)
@@ -539,21 +619,14 @@ def agent_rows(query: ReportQuery, *, name_of: Callable[[str], str]) -> list[dic
         staff_messages = staff_messages.filter(sender_id=query.agent)
     assigned = {
         row["last_agent_id"]: row["n"]
-        for row in conversations.filter(last_agent_id__isnull=False).values("last_agent_id").annotate(n=Count("pk"))
+        for row in conversations.filter(last_agent_id__isnull=False).values("last_agent_id").annotate(n=Count("*"))
     }
     replied = {
         row["sender_id"]: row["n"]
         for row in staff_messages.values("sender_id")
         .annotate(n=Count("conversation_id", distinct=True))
     }
-    first = _percentiles(
-        query,
-        conversations.filter(first_response_at__isnull=False, last_agent_id__isnull=False),
-        field="created_at",
-        start="created_at",
-        end="first_response_at",
-        group="last_agent_id",
-    )
+    first_by_agent = (first or first_responses(query)).by_agent
     ratings = {
         row["agent_id"]: (row["n"], row["total"])
         for row in _ratings_of(query)
@@ -567,7 +640,7 @@ def agent_rows(query: ReportQuery, *, name_of: Callable[[str], str]) -> list[dic
     rows = []
     for agent in agents:
         n, total = ratings.get(agent, (0, 0))
-        f = first.get(agent)
+        f = first_by_agent.get(agent)
         rows.append(
             {
                 "agentId": agent,
@@ -608,6 +681,7 @@ def report(query: ReportQuery, *, sla_seconds: int, now: dt.datetime | None = No
 
     now = now or timezone.now()
     labels, agent_choices = filter_choices(name_of=staff_name)
+    first = first_responses(query)
     return {
         "period": {
             "from": query.start.isoformat(),
@@ -619,10 +693,10 @@ def report(query: ReportQuery, *, sla_seconds: int, now: dt.datetime | None = No
         "slaSeconds": sla_seconds,
         "generatedAt": _iso(now).replace(".000Z", "Z"),
         "volume": {"rows": volume_rows(query)},
-        "responsiveness": {"rows": responsiveness_rows(query)},
+        "responsiveness": {"rows": responsiveness_rows(query, first=first)},
         "backlog": {"now": backlog_now(query, now=now), "rows": backlog_rows(query)},
         "csat": csat_summary(query),
-        "agents": {"rows": agent_rows(query, name_of=staff_name)},
+        "agents": {"rows": agent_rows(query, name_of=staff_name, first=first)},
         "labels": labels,
         "agentChoices": agent_choices,
     }

@@ -214,6 +214,47 @@ def test_the_percentiles_match_the_python_definition():
             assert values[selectors.nearest_rank(p, n) - 1] == expected[p], (p, n)
 
 
+def test_first_responses_ranks_buckets_and_agents_in_one_pass_like_each_alone(dataset):
+    # One ranked query for both groupings (reports.selectors.first_responses) gives what ranking the same
+    # rows within each grouping alone gives, and the per-bucket figures are the responsiveness chart's.
+    found = selectors.first_responses(PERIOD)
+    rows = selectors.conversations_of(PERIOD).filter(created_at__gte=PERIOD.since, created_at__lt=PERIOD.until)
+    rows = rows.filter(first_response_at__isnull=False)
+    for name, group in (("bucket", None), ("agent", "last_agent_id")):
+        alone = selectors._percentiles(
+            PERIOD, rows, field="created_at", start="created_at", end="first_response_at", groups={name: group}
+        )[name]
+        assert alone == getattr(found, f"by_{name}") and alone
+    assert None not in found.by_agent  # conversations without an agent are ranked but never reported
+    march_1 = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    assert found.by_bucket[march_1] == selectors.Percentiles(3, {50: 120.0, 90: 300.0})
+
+
+def test_the_report_reads_conversations_from_the_report_index_alone_on_sqlite(dataset):
+    # conv_report_idx (created_at, first_response_at, closed_at, last_agent_id) covers the percentile
+    # windows (ties by created_at, COUNT(*)) and the per-agent counts: SQLite never reads the rows.
+    from django.db import connection
+    from django.db.models import Count, F
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's query plan (the suite's default database)")
+    rows = Conversation.objects.order_by().filter(
+        created_at__gte=PERIOD.since, created_at__lt=PERIOD.until, first_response_at__isnull=False
+    )
+    groups = {"bucket": selectors.bucket_of("created_at", "day"), "agent": F("last_agent_id")}
+    queries = [
+        selectors.ranked_query(rows, groups, "created_at", "first_response_at"),
+        rows.values("last_agent_id").annotate(n=Count("*")),
+    ]
+    for queryset in queries:
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+            plan = [row[-1] for row in cursor.fetchall()]
+        assert any("COVERING INDEX conv_report_idx" in step for step in plan), plan
+        assert not any(step.startswith("SCAN conversations_conversation") for step in plan), plan
+
+
 def test_backlog_over_time_and_now(dataset):
     backlog = run()["backlog"]
     # Waiting before: c0, cX. Day 1: +c1..c4, -cX -c1 -c2 -c3 (answered) -c4 (closed unanswered) = 1 (c0).
