@@ -20,6 +20,8 @@ import django
 import jwt
 
 HOST = "127.0.0.1"  # loopback only: a benchmark must never talk to anything but its own children
+# The repository's root: benchmarks run its manage.py.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKEN_LIFETIME_S = 3_600  # longer than any run
 SHUTDOWN_TIMEOUT_S = 10.0  # grace period for a child after SIGTERM before SIGKILL
 
@@ -98,3 +100,23 @@ def machine_lines(*, versions: str = "", extra: Sequence[str] = ()) -> list[str]
         f"- Command: `{shlex.join([os.path.relpath(sys.executable), *sys.argv])}` (cwd: repo root)",
         *extra,
     ]
+
+
+def migrate() -> None:
+    """Bring the database named by the environment up to date (a kept database gets new migrations)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
+        cwd=REPO_ROOT,
+        env=os.environ.copy(),
+        check=True,
+    )
+
+
+def reset_postgres(url: str) -> None:
+    """Drop and create the benchmark's database (never a database this script did not name)."""
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')

@@ -33,10 +33,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import django
-from benchlib import machine_lines, mint, percentile, prepare_environment
+from benchlib import machine_lines, migrate, mint, percentile, prepare_environment, reset_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -58,15 +56,6 @@ LABELS = ["billing", "refund", "receipt", "campaign", "technical", "tax", "recur
 BATCH = 10_000
 # Bump when seed() writes different rows: a kept database seeded by another format is seeded again.
 SEED_FORMAT = 2
-
-
-def migrate() -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=REPO_ROOT,
-        env=os.environ.copy(),
-        check=True,
-    )
 
 
 def insert(model: Any, rows: Iterator[dict[str, Any]]) -> int:
@@ -336,16 +325,6 @@ def run(args: argparse.Namespace, database_url: str, marker: Path | None) -> Pat
     if not args.no_write:
         out.write_text(text)
     return out
-
-
-def reset_postgres(url: str) -> None:
-    """Drop and create the benchmark's database (never a database this script did not name)."""
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ from typing import Any
 
 import django
 import httpx
-from benchlib import HOST, free_port, machine_lines, mint, percentile, prepare_environment, stop_process
+from benchlib import HOST, free_port, machine_lines, migrate, mint, percentile, prepare_environment, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # `python bench/rest_bench.py` puts bench/ (not the repo root) on sys.path; the apps live at the root.
@@ -113,15 +113,6 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------------------------- setup
-
-
-def migrate() -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=REPO_ROOT,
-        env=os.environ.copy(),
-        check=True,
-    )
 
 
 # -------------------------------------------------------------------------------------------- seeding

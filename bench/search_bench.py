@@ -34,10 +34,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import django
-from benchlib import machine_lines, percentile, prepare_environment
+from benchlib import machine_lines, migrate, percentile, prepare_environment, reset_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
@@ -117,15 +115,6 @@ class Words:
 
 
 # ------------------------------------------------------------------------------------------------- seeding
-
-
-def migrate() -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"],
-        cwd=REPO_ROOT,
-        env=os.environ.copy(),
-        check=True,
-    )
 
 
 def seed(messages: int, rng: random.Random, words: Words) -> dict[str, Any]:
@@ -401,16 +390,6 @@ def run(args: argparse.Namespace, database_url: str) -> Path:
     out = RESULTS_DIR / name
     out.write_text(text)
     return out
-
-
-def reset_postgres(url: str) -> None:
-    """Drop and create the benchmark's database (never a database this script did not name)."""
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
