@@ -81,6 +81,14 @@ def test_demo_console_link(demo_server, printed, new_page):
     expect(page.get_by_text("Receipt shows the wrong name").first).to_be_visible()
     expect(page.get_by_text("Donation page not loading").first).to_be_visible()
     document(page, "demo-workspace")
+    # The console's header links (workspace, reports) at phone width, while this session is logged in.
+    page.set_viewport_size({"width": 360, "height": 800})
+    page.reload()
+    expect(page.get_by_role("link", name="Reports")).to_be_visible()
+    document(page, "demo-workspace-360")
+    page.goto(f"{demo_server.url}/admin/")
+    expect(page.get_by_role("link", name="Reports")).to_be_visible()
+    document(page, "console-360")
     # Single use: the same link again, in a fresh browser, is the ordinary login page.
     other = new_page()
     other.goto(link(printed, "Console"))
