@@ -63,8 +63,6 @@ ATTACHMENT_REFUSALS = Counter(
     ["code"],
 )
 
-# The buckets of realtime.consumers: the per-socket one on message frames and on read frames, the
-# per-user one (message frames, shared by a user's sockets), the typing one.
 # First response (a conversation's creation to the first staff reply), from a minute to two days.
 FIRST_RESPONSE_BUCKETS_S = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0)
 FIRST_RESPONSE = Histogram(
@@ -74,6 +72,8 @@ FIRST_RESPONSE = Histogram(
     buckets=FIRST_RESPONSE_BUCKETS_S,
 )
 
+# The buckets of realtime.consumers: the per-socket one on message frames and on read frames, the
+# per-user one (message frames, shared by a user's sockets), the typing one.
 RateLimitKind = Literal["message", "read", "user", "typing"]
 RATE_LIMIT_KINDS: tuple[RateLimitKind, ...] = get_args(RateLimitKind)
 LayerDropReason = Literal["publish_failed", "over_capacity"]
